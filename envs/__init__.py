@@ -1,0 +1,6 @@
+"""jaxrl environments: one functional interface over gymnax and brax."""
+
+from envs.core import Env, EnvSpec, Transition
+from envs.registry import REGISTRY, UnknownEnvError, make, registered
+
+__all__ = ["Env", "EnvSpec", "Transition", "REGISTRY", "UnknownEnvError", "make", "registered"]

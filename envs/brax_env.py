@@ -1,0 +1,69 @@
+"""Adapter from brax environments to the jaxrl interface.
+
+Brax keeps its physical model in `env.sys`. To make physics a pytree argument (so a "sim" variant is
+the same env with other params, and params can be vmapped), `step` applies `BraxParams` to the base
+system and runs the env's own step on a shallow copy that holds the modified system.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from envs.core import Env, EnvSpec
+
+# Episode lengths and the brax physics backends used unless the caller picks another.
+BRAX_ENVS = {"hopper": 1000, "halfcheetah": 1000, "walker2d": 1000, "ant": 1000}
+
+
+@struct.dataclass
+class BraxParams:
+    """Multiplicative changes of the physical model; all ones is the unmodified environment."""
+
+    gravity_scale: jax.Array = 1.0
+    friction_scale: jax.Array = 1.0
+    mass_scale: jax.Array = 1.0
+
+
+class BraxEnv(Env):
+    def __init__(self, env_name: str, name: str, backend: str = "spring", **kwargs):
+        from brax import envs as brax_envs  # imported lazily: brax pulls in mujoco
+
+        self._env = brax_envs.get_environment(env_name, backend=backend, **kwargs)
+        self._sys = self._env.sys
+        self.default_params = BraxParams(jnp.float32(1.0), jnp.float32(1.0), jnp.float32(1.0))
+        act = (self._env.action_size,)
+        self.spec = EnvSpec(
+            name=name,
+            obs_shape=(self._env.observation_size,),
+            action_shape=act,
+            action_low=(-1.0,) * act[0],
+            action_high=(1.0,) * act[0],
+            max_episode_steps=BRAX_ENVS.get(env_name, 1000),
+        )
+
+    def _env_with(self, params: BraxParams):
+        sys = self._sys
+        sys = sys.tree_replace(
+            {
+                "gravity": sys.gravity * params.gravity_scale,
+                "geom_friction": sys.geom_friction * params.friction_scale,
+                "body_mass": sys.body_mass * params.mass_scale,
+                "body_inertia": sys.body_inertia * params.mass_scale,
+            }
+        )
+        env = copy.copy(self._env)
+        env.sys = sys
+        return env
+
+    def reset(self, key, params=None):
+        state = self._env_with(self._params(params)).reset(key)
+        return state.obs, state
+
+    def step(self, key, state, action, params=None):
+        state = self._env_with(self._params(params)).step(state, action)
+        terminated = state.done.astype(bool)
+        return state.obs, state, state.reward.astype(jnp.float32), terminated, jnp.zeros((), bool), {}

@@ -1,0 +1,60 @@
+"""The functional environment interface every environment in jaxrl implements.
+
+An environment is a stateless object: all state lives in pytrees that are passed in and returned, so
+`reset` and `step` can be jitted, vmapped over many copies, and scanned over time. Physical
+parameters (gravity, friction, ...) are a pytree `params` argument, which makes a "sim" and a "real"
+environment the same code with different params, and lets params themselves be vmapped.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+Transition = tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]
+"""(obs, state, reward, terminated, truncated, info) returned by `Env.step`."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of an environment: shapes, action bounds and episode length."""
+
+    name: str
+    obs_shape: tuple[int, ...]
+    action_shape: tuple[int, ...]
+    action_low: tuple[float, ...]
+    action_high: tuple[float, ...]
+    max_episode_steps: int
+
+    @property
+    def obs_dim(self) -> int:
+        return int(np.prod(self.obs_shape))
+
+    @property
+    def action_dim(self) -> int:
+        return int(np.prod(self.action_shape))
+
+
+class Env(abc.ABC):
+    """Base class: subclasses set `spec` and `default_params` and implement reset/step."""
+
+    spec: EnvSpec
+    default_params: Any
+
+    @abc.abstractmethod
+    def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, Any]:
+        """Start an episode: returns the first observation and the environment state."""
+
+    @abc.abstractmethod
+    def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any = None) -> Transition:
+        """Advance one step; `terminated` (a true end) and `truncated` (time limit) stay distinct."""
+
+    def _params(self, params: Any) -> Any:
+        return self.default_params if params is None else params
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec.name})"

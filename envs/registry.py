@@ -1,0 +1,61 @@
+"""Environment registry: `envs.make("gymnax/Pendulum-v1")`, `envs.make("brax/hopper", backend="spring")`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from envs.core import Env
+from envs.wrappers import AutoReset, EpisodeStats, RescaleAction, TimeLimit
+
+
+def _gymnax(gymnax_id: str) -> Callable[..., Env]:
+    def build(name: str, **kwargs) -> Env:
+        from envs.gymnax_env import GymnaxEnv
+
+        if kwargs:
+            raise TypeError(f"{name} takes no options, got {sorted(kwargs)}")
+        return GymnaxEnv(gymnax_id, name)
+
+    return build
+
+
+def _brax(brax_name: str) -> Callable[..., Env]:
+    def build(name: str, backend: str = "spring", **kwargs) -> Env:
+        from envs.brax_env import BraxEnv
+
+        return BraxEnv(brax_name, name, backend=backend, **kwargs)
+
+    return build
+
+
+REGISTRY: dict[str, Callable[..., Env]] = {
+    "gymnax/Pendulum-v1": _gymnax("Pendulum-v1"),
+    "gymnax/MountainCarContinuous-v0": _gymnax("MountainCarContinuous-v0"),
+    "brax/hopper": _brax("hopper"),
+    "brax/halfcheetah": _brax("halfcheetah"),
+    "brax/walker2d": _brax("walker2d"),
+    "brax/ant": _brax("ant"),
+}
+
+
+class UnknownEnvError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def registered() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def make(name: str, wrappers: bool = True, **kwargs) -> Env:
+    """Build a registered environment.
+
+    With `wrappers=True` (the default) actions are in [-1, 1], episodes are truncated at the spec's
+    time limit, episode statistics are reported in `info`, and finished episodes reset themselves.
+    """
+    if name not in REGISTRY:
+        raise UnknownEnvError(f"unknown environment {name!r}; registered environments: {', '.join(registered())}")
+    env = REGISTRY[name](name, **kwargs)
+    if wrappers:
+        env = AutoReset(EpisodeStats(TimeLimit(RescaleAction(env))))
+    return env

@@ -1,0 +1,23 @@
+"""Agents by name."""
+
+from jaxrl.agents.base import Agent, ConfigError
+from jaxrl.agents.bc import BC
+from jaxrl.agents.iql import IQL
+from jaxrl.agents.sac import SAC
+
+OFFLINE_AGENTS = {"iql": IQL, "bc": BC}
+ONLINE_AGENTS = {"sac": SAC}
+AGENTS = {**OFFLINE_AGENTS, **ONLINE_AGENTS}
+
+
+def make_agent(name: str, **hyperparameters) -> Agent:
+    if name not in AGENTS:
+        raise ConfigError(f"unknown algorithm {name!r}; available: {', '.join(sorted(AGENTS))}")
+    cls = AGENTS[name]
+    unknown = set(hyperparameters) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"{name} has no hyperparameter {sorted(unknown)[0]!r}; it has: {', '.join(sorted(cls.__dataclass_fields__))}")
+    return cls(**hyperparameters)
+
+
+__all__ = ["Agent", "ConfigError", "BC", "IQL", "SAC", "AGENTS", "OFFLINE_AGENTS", "ONLINE_AGENTS", "make_agent"]

@@ -1,0 +1,81 @@
+"""The agent protocol.
+
+An agent is a frozen pytree dataclass: static structure (network sizes, ensemble size) lives in
+fields marked static, and float hyperparameters are pytree leaves. Stacking agents along a leading
+axis and `vmap`ping over them is therefore a hyperparameter sweep inside one compiled program.
+
+Every agent provides three pure functions:
+    init(key) -> state
+    update(state, batch, key) -> (state, metrics)
+    act(state, obs, key, deterministic) -> action in [-1, 1]
+after `configure(spec, total_steps)` has filled in what depends on the environment and run length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import numpy as np
+from flax import struct
+
+
+class ConfigError(ValueError):
+    """An invalid configuration or hyperparameter value, found before anything is compiled."""
+
+
+def hyperparameter(default: float, *, low: float | None = None, high: float | None = None, low_open: bool = True, help: str = ""):
+    """A float hyperparameter: a pytree leaf (vmappable), range-checked by `Agent.validate`."""
+    return struct.field(pytree_node=True, default=default, metadata={"low": low, "high": high, "low_open": low_open, "help": help})
+
+
+def static(default: Any, *, help: str = ""):
+    """Structure that changes the compiled program (sizes, counts, switches): not a pytree leaf."""
+    return struct.field(pytree_node=False, default=default, metadata={"help": help})
+
+
+class Agent(struct.PyTreeNode):
+    obs_dim: int = static(0)
+    action_dim: int = static(0)
+    total_steps: int = static(1, help="number of updates in the run (for learning-rate schedules)")
+
+    name = "agent"
+
+    def configure(self, spec, total_steps: int) -> "Agent":
+        return self.replace(obs_dim=spec.obs_dim, action_dim=spec.action_dim, total_steps=int(total_steps))
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The float hyperparameters (pytree leaves) by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("pytree_node", True)}
+
+    def validate(self) -> "Agent":
+        """Check every hyperparameter against its declared range; raises ConfigError naming it."""
+        for f in dataclasses.fields(self):
+            low, high = f.metadata.get("low"), f.metadata.get("high")
+            if not f.metadata.get("pytree_node", True):
+                value = getattr(self, f.name)
+                if isinstance(value, tuple) and not all(isinstance(v, int) and v > 0 for v in value):
+                    raise ConfigError(f"{self.name}.{f.name} must be positive integers, got {value!r}")
+                if isinstance(value, int) and not isinstance(value, bool) and f.name not in ("obs_dim", "action_dim") and value <= 0:
+                    raise ConfigError(f"{self.name}.{f.name} must be positive, got {value!r}")
+                continue
+            values = np.atleast_1d(np.asarray(jax.device_get(getattr(self, f.name)), dtype=np.float64))
+            for v in values:
+                if not math.isfinite(v):
+                    raise ConfigError(f"{self.name}.{f.name} must be finite, got {v}")
+                if low is not None and (v < low or (v == low and f.metadata["low_open"])):
+                    bound = ">" if f.metadata["low_open"] else ">="
+                    raise ConfigError(f"{self.name}.{f.name} must be {bound} {low}, got {v}")
+                if high is not None and v > high:
+                    raise ConfigError(f"{self.name}.{f.name} must be <= {high}, got {v}")
+        return self
+
+
+def positive(default: float, help: str = ""):
+    return hyperparameter(default, low=0.0, help=help)
+
+
+def fraction(default: float, help: str = ""):
+    return hyperparameter(default, low=0.0, high=1.0, help=help)

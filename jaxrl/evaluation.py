@@ -1,0 +1,40 @@
+"""Policy evaluation: many episodes at once, as one scan over time of a vmapped environment."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def evaluate_policy(env, policy: Callable, key: jax.Array, num_episodes: int, params=None) -> jax.Array:
+    """Returns of `num_episodes` episodes run in parallel, each until its first end.
+
+    `env` is an auto-resetting environment from `envs.make`; `policy(obs, key) -> action` acts on a
+    batch of observations. The scan runs for the time limit, which every episode reaches or ends before.
+    """
+    reset_key, run_key = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_episodes), params)
+
+    def step(carry, key):
+        obs, state, returns, finished = carry
+        act_key, env_key = jax.random.split(key)
+        action = policy(obs, act_key)
+        obs, state, _, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(env_key, num_episodes), state, action, params
+        )
+        first_end = info["episode_done"] & ~finished
+        returns = jnp.where(first_end, info["episode_return"], returns)
+        return (obs, state, returns, finished | info["episode_done"]), None
+
+    init = (obs, state, jnp.zeros(num_episodes), jnp.zeros(num_episodes, bool))
+    keys = jax.random.split(run_key, env.spec.max_episode_steps)
+    (_, _, returns, _), _ = jax.lax.scan(step, init, keys)
+    return returns
+
+
+def normalized_score(returns, ref_min: float, ref_max: float):
+    """D4RL normalised score: 100 (R - R_random) / (R_expert - R_random)."""
+    return 100.0 * (np.asarray(returns) - ref_min) / (ref_max - ref_min)

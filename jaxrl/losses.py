@@ -1,0 +1,37 @@
+"""Loss functions and value targets as small pure functions over arrays.
+
+Each returns an elementwise or reduced value as documented; agents compose them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def expectile_loss(diff, expectile: float):
+    """Asymmetric L2 of IQL: |tau - 1(u < 0)| u^2, elementwise, with u = target - prediction."""
+    weight = jnp.where(diff < 0, 1.0 - expectile, expectile)
+    return weight * diff**2
+
+
+def huber_loss(diff, sigma: float):
+    """RIQL's Huber: 0.5 sigma^2 x^2 if |x| < 1/sigma^2 else |x| - 0.5/sigma^2, elementwise."""
+    threshold = 1.0 / sigma**2
+    absdiff = jnp.abs(diff)
+    return jnp.where(absdiff < threshold, 0.5 * sigma**2 * diff**2, absdiff - 0.5 * threshold)
+
+
+def td_target(reward, terminal, next_value, gamma: float):
+    """One-step bootstrapped target r + gamma (1 - terminal) V(s'). Truncation is not terminal."""
+    return reward + gamma * (1.0 - terminal) * next_value
+
+
+def advantage_weights(advantage, beta: float, max_weight: float = 100.0):
+    """Exponentiated advantages of AWR/IQL, clipped from above: min(exp(beta A), max_weight)."""
+    return jnp.minimum(jnp.exp(beta * advantage), max_weight)
+
+
+def soft_update(target_params, online_params, tau: float):
+    """Polyak averaging: target <- (1 - tau) target + tau online."""
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target_params, online_params)

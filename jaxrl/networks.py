@@ -1,0 +1,131 @@
+"""Flax modules shared by all agents: MLPs, critic ensembles and actors.
+
+Critic ensembles are one module whose parameters carry a leading ensemble axis (`nn.vmap`), so K
+critics cost one batched matmul per layer instead of K separate networks.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class MLP(nn.Module):
+    hidden_dims: Sequence[int]
+    out_dim: int | None = None
+    layer_norm: bool = False
+    bias_init: float = 0.0  # RIQL/EDAC init critic biases at 0.1
+
+    @nn.compact
+    def __call__(self, x):
+        bias_init = nn.initializers.constant(self.bias_init)
+        for width in self.hidden_dims:
+            x = nn.Dense(width, bias_init=bias_init)(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = nn.relu(x)
+        if self.out_dim is not None:
+            x = nn.Dense(self.out_dim, bias_init=bias_init)(x)
+        return x
+
+
+class Critic(nn.Module):
+    """Q(s, a) -> scalar."""
+
+    hidden_dims: Sequence[int]
+    layer_norm: bool = False
+    bias_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs, action):
+        x = jnp.concatenate([obs, action], axis=-1)
+        return MLP(self.hidden_dims, 1, self.layer_norm, self.bias_init)(x)[..., 0]
+
+
+class CriticEnsemble(nn.Module):
+    """K independent critics evaluated together: returns Q values of shape [K, ...]."""
+
+    hidden_dims: Sequence[int]
+    num_critics: int = 2
+    layer_norm: bool = False
+    bias_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs, action):
+        ensemble = nn.vmap(
+            Critic,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_critics,
+        )
+        return ensemble(self.hidden_dims, self.layer_norm, self.bias_init)(obs, action)
+
+
+class ValueNet(nn.Module):
+    """V(s) -> scalar."""
+
+    hidden_dims: Sequence[int]
+
+    @nn.compact
+    def __call__(self, obs):
+        return MLP(self.hidden_dims, 1)(obs)[..., 0]
+
+
+class TanhGaussianActor(nn.Module):
+    """State-dependent Gaussian over pre-tanh actions (SAC): returns (mean, log_std)."""
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs):
+        h = MLP(self.hidden_dims)(obs)
+        mean = nn.Dense(self.action_dim)(h)
+        log_std = jnp.clip(nn.Dense(self.action_dim)(h), LOG_STD_MIN, LOG_STD_MAX)
+        return mean, log_std
+
+
+class GaussianActor(nn.Module):
+    """Gaussian with tanh-bounded mean and state-independent std, as in IQL: returns (mean, log_std)."""
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs):
+        mean = jnp.tanh(MLP(self.hidden_dims, self.action_dim)(obs))
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        log_std = jnp.broadcast_to(jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX), mean.shape)
+        return mean, log_std
+
+
+class DeterministicActor(nn.Module):
+    """a = tanh(MLP(s))."""
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs):
+        return jnp.tanh(MLP(self.hidden_dims, self.action_dim)(obs))
+
+
+def gaussian_log_prob(x, mean, log_std):
+    """Log density of a diagonal Gaussian, summed over the last axis."""
+    z = (x - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+
+def sample_tanh_gaussian(key, mean, log_std):
+    """Reparameterised sample a = tanh(u), u ~ N(mean, std), with its log density."""
+    u = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    # log(1 - tanh(u)^2) written stably as 2 (log 2 - u - softplus(-2u)).
+    log_det = jnp.sum(2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u)), axis=-1)
+    return jnp.tanh(u), gaussian_log_prob(u, mean, log_std) - log_det

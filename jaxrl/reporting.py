@@ -1,0 +1,106 @@
+"""What a run leaves behind: metrics as JSONL and CSV, a learning-curve figure, a results table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+class MetricsWriter:
+    """Appends one row per sweep member per chunk to metrics.jsonl and metrics.csv."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None):
+        self.jsonl = run_dir / "metrics.jsonl"
+        self.csv = run_dir / "metrics.csv"
+        rows = self.read(run_dir) if resume_step is not None else []
+        # Rows logged after the checkpoint we resume from are recomputed by the resumed run.
+        rows = [r for r in rows if resume_step is not None and r["step"] <= resume_step]
+        self.rows = rows
+        self._rewrite()
+
+    @staticmethod
+    def read(run_dir: Path) -> list[dict]:
+        path = Path(run_dir) / "metrics.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def write(self, rows: list[dict]) -> None:
+        self.rows.extend(rows)
+        with self.jsonl.open("a") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+        self._write_csv()
+
+    def _rewrite(self) -> None:
+        self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+        self._write_csv()
+
+    def _write_csv(self) -> None:
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        with self.csv.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def _group_key(row: dict, keys: list[str]) -> str:
+    return ", ".join(f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys) or "all"
+
+
+def plot_learning_curves(rows: list[dict], path: Path, metric: str, sweep_keys: list[str], title: str = "") -> Path | None:
+    """Mean +- std over seeds of `metric` against step, one line per sweep setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        value = row.get(metric)
+        if value is not None and math.isfinite(value):
+            curves[_group_key(row, sweep_keys)][row["step"]].append(value)
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, by_step in sorted(curves.items()):
+        steps = np.array(sorted(by_step))
+        values = [np.asarray(by_step[s]) for s in steps]
+        mean = np.array([v.mean() for v in values])
+        std = np.array([v.std() for v in values])
+        ax.plot(steps, mean, label=label)
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    if len(curves) > 1:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def results_table(final_rows: list[dict], sweep_keys: list[str], metric: str) -> str:
+    """Markdown: one line per member, then mean +- std over seeds for every sweep setting."""
+    lines = ["| member | seed | " + " | ".join(sweep_keys) + f"{' | ' if sweep_keys else ''}eval_return | {metric} |"]
+    lines.append("|" + "---|" * (4 + len(sweep_keys)))
+    groups: dict[str, list[float]] = defaultdict(list)
+    for row in final_rows:
+        hp = " | ".join(f"{row[k]:g}" for k in sweep_keys)
+        value = row.get(metric, float("nan"))
+        lines.append(f"| {row['member']} | {row['seed']} | {hp}{' | ' if sweep_keys else ''}{row['eval_return']:.1f} | {value:.1f} |")
+        groups[_group_key(row, sweep_keys)].append(value)
+    lines.append("")
+    lines.append(f"| setting | seeds | {metric} (mean +- std) |")
+    lines.append("|---|---|---|")
+    for label, values in groups.items():
+        v = np.asarray(values)
+        lines.append(f"| {label} | {len(v)} | {v.mean():.1f} +- {v.std():.1f} |")
+    return "\n".join(lines)

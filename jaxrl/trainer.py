@@ -1,0 +1,296 @@
+"""Training programs and the host loop that drives them.
+
+A program holds three jitted functions over the state of every sweep member at once (leading axis M):
+    init(keys) -> states
+    chunk(states, chunk_index) -> (states, metrics)    # one `lax.scan` of many steps
+    evaluate(states, key) -> returns [M, episodes]
+The host loop calls `chunk` repeatedly and, between chunks only, logs, evaluates and checkpoints.
+Nothing inside a chunk returns to Python.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxrl.buffer import ReplayBuffer
+from jaxrl.checkpoint import Checkpointer
+from jaxrl.data.dataset import Dataset, ObsNormalizer, sample_batch
+from jaxrl.evaluation import evaluate_policy, normalized_score
+from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or statistic became NaN/Inf; the last good state is kept as a checkpoint."""
+
+
+@dataclass
+class Program:
+    agents: Any  # the stacked agents of all members (leaves have a leading member axis)
+    init: Callable
+    chunk: Callable
+    evaluate: Callable
+    steps_per_chunk: int
+
+
+@struct.dataclass
+class OfflineState:
+    agent: Any
+    normalizer: ObsNormalizer
+    key: jax.Array
+
+
+@struct.dataclass
+class OnlineState:
+    agent: Any
+    normalizer: ObsNormalizer
+    buffer: ReplayBuffer
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+
+
+def _mean_metrics(metrics: dict) -> dict:
+    return {k: jnp.mean(v) for k, v in metrics.items()}
+
+
+def _policy(agent, state, deterministic: bool):
+    return lambda obs, key: agent.act(state.agent, state.normalizer(obs), key, deterministic)
+
+
+def _evaluator(env, num_episodes: int):
+    def evaluate(agent, state, key):
+        return evaluate_policy(env, _policy(agent, state, True), key, num_episodes)
+
+    return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))
+
+
+def build_offline_program(agents, dataset: Dataset, normalizer: ObsNormalizer, eval_env, *, chunk_steps: int, batch_size: int, eval_episodes: int) -> Program:
+    """Offline training: each chunk is `chunk_steps` updates on uniformly sampled batches.
+
+    The dataset must already be normalised with `normalizer`; the normaliser is kept in the state so
+    that evaluation sees observations the same way the agent was trained on them.
+    """
+
+    def init(agent, key):
+        init_key, key = jax.random.split(key)
+        return OfflineState(agent.init(init_key), normalizer, key)
+
+    def chunk(agent, state, data):
+        def update(carry, _):
+            agent_state, key = carry
+            key, batch_key, update_key = jax.random.split(key, 3)
+            agent_state, metrics = agent.update(agent_state, sample_batch(data, batch_key, batch_size), update_key)
+            return (agent_state, key), metrics
+
+        (agent_state, key), metrics = jax.lax.scan(update, (state.agent, state.key), None, chunk_steps)
+        return state.replace(agent=agent_state, key=key), _mean_metrics(metrics)
+
+    members = jax.jit(lambda states, data: jax.vmap(chunk, in_axes=(0, 0, None))(agents, states, data))
+    # The dataset is an argument, not a closure, so it is not baked into the program as a constant.
+    chunk_fn = lambda states, index: members(states, dataset)  # noqa: E731
+    return Program(
+        agents=agents,
+        init=jax.jit(lambda keys: jax.vmap(init)(agents, keys)),
+        chunk=chunk_fn,
+        evaluate=(lambda evaluate: lambda states, key: evaluate(agents, states, key))(_evaluator(eval_env, eval_episodes)),
+        steps_per_chunk=chunk_steps,
+    )
+
+
+def build_online_program(agents, env, *, chunk_steps: int, num_envs: int, batch_size: int, utd: int, learning_starts: int, buffer_size: int, eval_episodes: int) -> Program:
+    """Online training: each iteration steps `num_envs` environments, stores the transitions, then
+    makes `utd * num_envs` updates (none before `learning_starts` env steps, when actions are uniform).
+
+    `chunk_steps` counts environment steps over all envs.
+    """
+    spec = env.spec
+    iterations = chunk_steps // num_envs
+    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def init(agent, key):
+        init_key, reset_key, key = jax.random.split(key, 3)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), None)
+        buffer = ReplayBuffer.create(buffer_size, spec.obs_dim, spec.action_dim)
+        return OnlineState(agent.init(init_key), ObsNormalizer.identity(spec.obs_dim), buffer, env_state, obs, key)
+
+    def chunk(agent, state, chunk_index):
+        def iteration(state, i):
+            env_steps = (chunk_index * iterations + i) * num_envs  # unbatched: keeps lax.cond a real branch
+            key, act_key, random_key, env_key, update_key = jax.random.split(state.key, 5)
+            action = agent.act(state.agent, state.obs, act_key, False)
+            random_action = jax.random.uniform(random_key, action.shape, minval=-1.0, maxval=1.0)
+            action = jnp.where(env_steps < learning_starts, random_action, action)
+            obs, env_state, reward, terminated, truncated, info = vstep(jax.random.split(env_key, num_envs), state.env_state, action, None)
+            buffer = state.buffer.add(Dataset(state.obs, action, reward, info["final_obs"], terminated.astype(jnp.float32), truncated.astype(jnp.float32)))
+
+            def updates(agent_state):
+                def one(agent_state, key):
+                    sample_key, key = jax.random.split(key)
+                    return agent.update(agent_state, buffer.sample(sample_key, batch_size), key)
+
+                agent_state, metrics = jax.lax.scan(one, agent_state, jax.random.split(update_key, utd * num_envs))
+                return agent_state, _mean_metrics(metrics)
+
+            _, metric_shapes = jax.eval_shape(updates, state.agent)
+            skip = lambda agent_state: (agent_state, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), metric_shapes))  # noqa: E731
+            agent_state, metrics = jax.lax.cond(env_steps + num_envs > learning_starts, updates, skip, state.agent)
+            done = info["episode_done"]
+            episodes = (jnp.sum(jnp.where(done, info["episode_return"], 0.0)), jnp.sum(done))
+            state = state.replace(agent=agent_state, buffer=buffer, env_state=env_state, obs=obs, key=key)
+            return state, (metrics, episodes)
+
+        state, (metrics, (return_sums, counts)) = jax.lax.scan(iteration, state, jnp.arange(iterations))
+        metrics = {k: jnp.nanmean(v) for k, v in metrics.items()}
+        metrics["episode_return"] = return_sums.sum() / counts.sum()  # NaN when no episode ended
+        return state, metrics
+
+    members = jax.vmap(chunk, in_axes=(0, 0, None))
+    evaluate = _evaluator(env, eval_episodes)
+    return Program(
+        agents=agents,
+        init=jax.jit(lambda keys: jax.vmap(init)(agents, keys)),
+        chunk=jax.jit(lambda states, index: members(agents, states, index)),
+        evaluate=lambda states, key: evaluate(agents, states, key),
+        steps_per_chunk=chunk_steps,
+    )
+
+
+@dataclass
+class RunResult:
+    states: Any
+    final_rows: list[dict]
+    table: str
+    run_dir: Path
+
+
+def _check_finite(metrics: dict, step: int, members: list[dict]) -> None:
+    """Training metrics may be NaN only where nothing was computed (e.g. before learning starts)."""
+    for name, values in metrics.items():
+        if name == "episode_return":
+            continue
+        bad = np.isinf(values) | (np.isnan(values) & (step > 0))
+        if bad.any():
+            m = int(np.argmax(bad))
+            raise TrainingDiverged(f"{name} became {values[m]} for member {m} ({members[m]}) in the chunk ending at step {step}")
+
+
+def run(
+    program: Program,
+    members: list[dict],
+    run_dir: str | Path,
+    *,
+    num_chunks: int,
+    eval_every: int,
+    checkpoint_every: int,
+    resume: bool = False,
+    ref_scores: tuple[float, float] | None = None,
+    sweep_keys: list[str] | None = None,
+    config: dict | None = None,
+    progress: bool = True,
+    stop_after_chunks: int | None = None,
+) -> RunResult:
+    """Drive `program` for `num_chunks` chunks; `members[i]` describes member i (seed, hyperparameters).
+
+    Writes under `run_dir`: config.json, metrics.jsonl/csv, checkpoints/, curve.png, results.md.
+    `stop_after_chunks` ends the call early (as if killed) after that many chunks of this call.
+    """
+    from tqdm.auto import tqdm
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sweep_keys = sweep_keys or []
+    config_path = run_dir / "config.json"
+    if config is not None:
+        if resume and config_path.exists():
+            saved = json.loads(config_path.read_text())
+            changed = sorted(k for k in set(saved) | set(config) if k not in ("resume",) and saved.get(k) != config.get(k))
+            if changed:
+                raise ValueError(f"cannot resume {run_dir}: its config differs in {', '.join(changed)}")
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
+    start_chunk, states = 0, None
+    if resume and checkpointer.latest_step() is not None:
+        step, states = checkpointer.restore(jax.eval_shape(program.init, keys))
+        start_chunk = step // program.steps_per_chunk
+    elif resume:
+        print(f"no checkpoint in {run_dir / 'checkpoints'}; starting from scratch")
+    if states is None:
+        states = program.init(keys)
+    writer = MetricsWriter(run_dir, resume_step=start_chunk * program.steps_per_chunk if start_chunk else None)
+    eval_key = jax.random.PRNGKey(10_000)
+
+    def eval_rows(states, step):
+        returns = np.asarray(program.evaluate(states, jax.random.fold_in(eval_key, step))).mean(axis=1)
+        out = {"eval_return": returns}
+        if ref_scores is not None:
+            out["normalized_score"] = normalized_score(returns, *ref_scores)
+        return out
+
+    bar = tqdm(total=num_chunks, initial=start_chunk, disable=not progress, desc=run_dir.name, unit="chunk")
+    last_saved = start_chunk if start_chunk else None
+    final_rows: list[dict] = []
+    t0 = time.perf_counter()
+    chunks_done = 0
+    for c in range(start_chunk, num_chunks):
+        new_states, metrics = program.chunk(states, c)
+        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        step = (c + 1) * program.steps_per_chunk
+        try:
+            _check_finite(metrics, step, members)
+        except TrainingDiverged as err:
+            good_step = c * program.steps_per_chunk
+            if c > 0 and last_saved != c:
+                checkpointer.save(good_step, states)
+            checkpointer.wait()
+            where = f"{run_dir / 'checkpoints'} at step {good_step}" if c > 0 else "nowhere (it diverged in the first chunk)"
+            raise TrainingDiverged(f"training diverged: {err}. The last good state is saved in {where}.") from None
+        states = new_states
+        is_last = c + 1 == num_chunks
+        evals = eval_rows(states, step) if (c + 1) % eval_every == 0 or is_last else {}
+        rows = []
+        for m, member in enumerate(members):
+            row = {"step": step, "member": m, **member, **{k: float(v[m]) for k, v in metrics.items()}}
+            row.update({k: float(v[m]) for k, v in evals.items()})
+            rows.append(row)
+        writer.write(rows)
+        if is_last:
+            final_rows = rows
+        if (c + 1) % checkpoint_every == 0 or is_last:
+            checkpointer.save(step, states)
+            last_saved = c + 1
+        if evals:
+            score = evals.get("normalized_score", evals["eval_return"])
+            bar.set_postfix({"score" if "normalized_score" in evals else "return": f"{np.mean(score):.1f}"})
+        bar.update(1)
+        chunks_done += 1
+        if stop_after_chunks is not None and chunks_done >= stop_after_chunks:
+            break
+    bar.close()
+    checkpointer.wait()
+    checkpointer.close()
+    elapsed = time.perf_counter() - t0
+    metric = "normalized_score" if ref_scores is not None else "eval_return"
+    table = ""
+    if final_rows:
+        table = results_table(final_rows, sweep_keys, metric)
+        (run_dir / "results.md").write_text(table + f"\n\nwall time of training loop: {elapsed:.1f} s\n")
+        plot_learning_curves(writer.rows, run_dir / "curve.png", metric, sweep_keys, title=run_dir.name)
+    return RunResult(states, final_rows, table, run_dir)
+
+
+def chunks_for(steps: int, chunk_steps: int) -> int:
+    if chunk_steps <= 0 or steps <= 0:
+        raise ValueError("steps and chunk_steps must be positive")
+    return math.ceil(steps / chunk_steps)
