@@ -107,14 +107,18 @@ def build_offline_program(agents, dataset: Dataset, normalizer: ObsNormalizer, e
     )
 
 
-def build_online_program(agents, env, *, chunk_steps: int, num_envs: int, batch_size: int, utd: int, learning_starts: int, buffer_size: int, eval_episodes: int) -> Program:
+def build_online_program(agents, env, *, chunk_steps: int, num_envs: int, batch_size: int, utd: float, learning_starts: int, buffer_size: int, eval_episodes: int) -> Program:
     """Online training: each iteration steps `num_envs` environments, stores the transitions, then
     makes `utd * num_envs` updates (none before `learning_starts` env steps, when actions are uniform).
 
-    `chunk_steps` counts environment steps over all envs.
+    `chunk_steps` counts environment steps over all envs; `utd` (updates per env step) may be
+    fractional as long as `utd * num_envs` is a whole number.
     """
     spec = env.spec
     iterations = chunk_steps // num_envs
+    updates_per_iteration = round(utd * num_envs)
+    if chunk_steps % num_envs or updates_per_iteration < 1 or abs(updates_per_iteration - utd * num_envs) > 1e-9:
+        raise ValueError(f"chunk_steps ({chunk_steps}) must be a multiple of num_envs ({num_envs}) and utd * num_envs ({utd} * {num_envs}) a positive integer")
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def init(agent, key):
@@ -138,7 +142,7 @@ def build_online_program(agents, env, *, chunk_steps: int, num_envs: int, batch_
                     sample_key, key = jax.random.split(key)
                     return agent.update(agent_state, buffer.sample(sample_key, batch_size), key)
 
-                agent_state, metrics = jax.lax.scan(one, agent_state, jax.random.split(update_key, utd * num_envs))
+                agent_state, metrics = jax.lax.scan(one, agent_state, jax.random.split(update_key, updates_per_iteration))
                 return agent_state, _mean_metrics(metrics)
 
             _, metric_shapes = jax.eval_shape(updates, state.agent)
