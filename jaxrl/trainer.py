@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,7 @@ def run(
     eval_every: int,
     checkpoint_every: int,
     resume: bool = False,
+    overwrite: bool = False,
     ref_scores: tuple[float, float] | None = None,
     sweep_keys: list[str] | None = None,
     config: dict | None = None,
@@ -211,13 +213,17 @@ def run(
     from tqdm.auto import tqdm
 
     run_dir = Path(run_dir)
+    if overwrite and not resume and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if not resume and (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
+        raise ValueError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, overwrite=True (--overwrite) to replace it, or choose another run_dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     sweep_keys = sweep_keys or []
     config_path = run_dir / "config.json"
     if config is not None:
         if resume and config_path.exists():
             saved = json.loads(config_path.read_text())
-            changed = sorted(k for k in set(saved) | set(config) if k not in ("resume",) and saved.get(k) != config.get(k))
+            changed = sorted(k for k in set(saved) | set(config) if k not in ("resume", "overwrite", "progress") and saved.get(k) != config.get(k))
             if changed:
                 raise ValueError(f"cannot resume {run_dir}: its config differs in {', '.join(changed)}")
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))

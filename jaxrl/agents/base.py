@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import jax
 import numpy as np
+import tyro
 from flax import struct
 
 
@@ -37,9 +38,10 @@ def static(default: Any, *, help: str = ""):
 
 
 class Agent(struct.PyTreeNode):
-    obs_dim: int = static(0)
-    action_dim: int = static(0)
-    total_steps: int = static(1, help="number of updates in the run (for learning-rate schedules)")
+    # Filled in by `configure` from the environment and the run length, not set by users.
+    obs_dim: Annotated[int, tyro.conf.Suppress] = static(0)
+    action_dim: Annotated[int, tyro.conf.Suppress] = static(0)
+    total_steps: Annotated[int, tyro.conf.Suppress] = static(1)
 
     name = "agent"
 

@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: install install-cuda demo test test-all lint format bench datasets clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+# For an NVIDIA GPU: JAX's CUDA wheels (not constrained: they must match the machine's driver).
+install-cuda: install
+	$(BIN)/python -m pip install -q -e ".[cuda]"
+
+# IQL, 5 seeds in one vmapped program, on the generated Pendulum medium-replay dataset.
+demo: install
+	$(BIN)/python -m jaxrl.train iql --seeds 5 --steps 10000 --hidden-dims 128 128 --run-dir runs/demo --overwrite
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m ""
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python scripts/bench.py --output BENCHMARKS.md
+
+datasets: install
+	$(BIN)/python scripts/make_datasets.py --env gymnax/Pendulum-v1
+
+clean:
+	rm -rf runs .pytest_cache

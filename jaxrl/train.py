@@ -1,0 +1,175 @@
+"""Train an agent: offline from a dataset, or online in an environment; all seeds in one program.
+
+    python -m jaxrl.train --help
+    python -m jaxrl.train iql --beta 3                         # IQL on the Pendulum medium-replay suite
+    python -m jaxrl.train --sweep beta=1,3,10 --seeds 3 iql    # 9 members, one compiled program
+    python -m jaxrl.train --steps 50000 sac                    # online SAC
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Union
+
+import jax
+import tyro
+
+import envs
+from jaxrl import trainer
+from jaxrl.agents import BC, IQL, OFFLINE_AGENTS, SAC, Agent, ConfigError
+from jaxrl.data import ObsNormalizer, load_dataset
+from jaxrl.data.suite import LEVELS, load_level, suite_dir
+from jaxrl.sweep import make_members, parse_sweep, stack_agents
+
+AgentConfig = Union[
+    Annotated[IQL, tyro.conf.subcommand("iql", description="Implicit Q-Learning (offline)")],
+    Annotated[BC, tyro.conf.subcommand("bc", description="Behaviour cloning (offline)")],
+    Annotated[SAC, tyro.conf.subcommand("sac", description="Soft Actor-Critic (online)")],
+]
+
+
+@dataclass
+class TrainConfig:
+    agent: AgentConfig
+    """the algorithm and its hyperparameters"""
+    env: str = "gymnax/Pendulum-v1"
+    """registered environment name (see envs.registered())"""
+    dataset: str = "medium-replay"
+    """offline only: a level of the generated suite for `env`, or a path to a D4RL-layout .hdf5/.npz file"""
+    suite: str = "default"
+    """profile of the generated dataset suite"""
+    suite_seed: int = 0
+    """seed of the generated dataset suite"""
+    seeds: int = 5
+    """independent seeds, trained together in one vmapped program"""
+    first_seed: int = 0
+    steps: int = 10_000
+    """gradient updates (offline) or environment steps (online)"""
+    chunk_steps: int = 1_000
+    """steps per compiled chunk; the host logs, evaluates and checkpoints between chunks"""
+    batch_size: int = 256
+    eval_every: int = 2
+    """chunks between evaluations"""
+    eval_episodes: int = 10
+    checkpoint_every: int = 5
+    """chunks between checkpoints (the final state is always saved)"""
+    normalize_obs: bool = False
+    """standardise observations with dataset statistics (evaluation uses the same statistics)"""
+    normalize_rewards: bool = True
+    """offline: scale rewards by 1000 / (max - min episode return), IQL's locomotion setting"""
+    num_envs: int = 1
+    """online: environments stepped in parallel"""
+    utd: float = 1.0
+    """online: gradient updates per environment step"""
+    learning_starts: int = 1_000
+    """online: uniform random actions and no updates for this many environment steps"""
+    buffer_size: int = 100_000
+    """online: replay buffer capacity"""
+    sweep: tuple[str, ...] = ()
+    """hyperparameter grid such as beta=1,3,10; every value x every seed is one member of one program"""
+    run_dir: str | None = None
+    """where checkpoints, metrics, the plot and the table go (default runs/<algo>-<env>-<dataset>)"""
+    resume: bool = False
+    """continue from the latest checkpoint in run_dir"""
+    overwrite: bool = False
+    """delete an existing run in run_dir and start again"""
+    progress: bool = True
+
+    @property
+    def offline(self) -> bool:
+        return self.agent.name in OFFLINE_AGENTS
+
+    def resolved_run_dir(self) -> Path:
+        if self.run_dir:
+            return Path(self.run_dir)
+        source = Path(self.dataset).stem if self.offline else "online"
+        return Path("runs") / f"{self.agent.name}-{self.env.split('/')[-1]}-{source}"
+
+    def validate(self) -> "TrainConfig":
+        """Reject invalid values before anything is compiled; raises ConfigError naming the field."""
+        for name in ("seeds", "steps", "chunk_steps", "batch_size", "eval_every", "eval_episodes", "checkpoint_every",
+                     "num_envs", "buffer_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.first_seed < 0 or self.learning_starts < 0:
+            raise ConfigError("first_seed and learning_starts must be >= 0")
+        if self.steps % self.chunk_steps:
+            raise ConfigError(f"steps ({self.steps}) must be a multiple of chunk_steps ({self.chunk_steps})")
+        if not self.utd > 0:
+            raise ConfigError(f"utd must be > 0, got {self.utd}")
+        if self.env not in envs.REGISTRY:
+            raise ConfigError(f"unknown environment {self.env!r}; registered: {', '.join(envs.registered())}")
+        if self.offline and self.dataset not in LEVELS and not Path(self.dataset).suffix:
+            raise ConfigError(f"dataset {self.dataset!r} is neither a suite level ({', '.join(LEVELS)}) nor a .hdf5/.npz path")
+        self.agent.validate()
+        return self
+
+
+def _reward_scale(dataset) -> float:
+    returns = dataset.episode_returns()
+    spread = float(returns.max() - returns.min())
+    return 1000.0 / spread if spread > 0 else 1.0
+
+
+def _load_offline(cfg: TrainConfig, spec):
+    if cfg.dataset in LEVELS:
+        return load_level(cfg.env, cfg.dataset, cfg.suite, cfg.suite_seed)
+    return load_dataset(cfg.dataset, spec)
+
+
+def _ref_scores(metadata: dict) -> tuple[float, float] | None:
+    if "ref_min_score" in metadata and "ref_max_score" in metadata:
+        return float(metadata["ref_min_score"]), float(metadata["ref_max_score"])
+    return None
+
+
+def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.RunResult:
+    """Run the training described by `cfg`; returns final states, per-member results and the table."""
+    cfg.validate()
+    env = envs.make(cfg.env)
+    base: Agent = cfg.agent.configure(env.spec, cfg.steps)
+    grid = parse_sweep(cfg.sweep, base)
+    members = make_members(grid, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)))
+    agents = stack_agents(base, members).validate()
+    num_chunks = cfg.steps // cfg.chunk_steps
+
+    if cfg.offline:
+        dataset, metadata = _load_offline(cfg, env.spec)
+        if cfg.normalize_rewards:
+            dataset = dataset.replace(rewards=dataset.rewards * _reward_scale(dataset))
+        normalizer = ObsNormalizer.from_dataset(dataset) if cfg.normalize_obs else ObsNormalizer.identity(env.spec.obs_dim)
+        dataset = normalizer.apply(dataset)
+        program = trainer.build_offline_program(agents, dataset, normalizer, env, chunk_steps=cfg.chunk_steps,
+                                                batch_size=cfg.batch_size, eval_episodes=cfg.eval_episodes)
+    else:
+        info = suite_dir(cfg.env, cfg.suite, cfg.suite_seed) / "suite.json"
+        metadata = json.loads(info.read_text()) if info.exists() else {}
+        program = trainer.build_online_program(agents, env, chunk_steps=cfg.chunk_steps, num_envs=cfg.num_envs,
+                                               batch_size=cfg.batch_size, utd=cfg.utd, learning_starts=cfg.learning_starts,
+                                               buffer_size=cfg.buffer_size, eval_episodes=cfg.eval_episodes)
+    config = dataclasses.asdict(cfg) | {"algo": cfg.agent.name}
+    config["agent"] = {k: v for k, v in config["agent"].items() if k not in ("obs_dim", "action_dim", "total_steps")}
+    return trainer.run(
+        program, members, cfg.resolved_run_dir(), num_chunks=num_chunks, eval_every=cfg.eval_every,
+        checkpoint_every=cfg.checkpoint_every, resume=cfg.resume, overwrite=cfg.overwrite, ref_scores=_ref_scores(metadata),
+        sweep_keys=list(grid), config=config, progress=cfg.progress, stop_after_chunks=stop_after_chunks,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = tyro.cli(TrainConfig, args=argv, config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs))
+    print(f"jaxrl: {cfg.agent.name} on {cfg.env}" + (f" / {cfg.dataset}" if cfg.offline else " (online)") + f", devices {jax.devices()}")
+    try:
+        result = train(cfg)
+    except (ConfigError, trainer.TrainingDiverged, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    print(result.table)
+    print(f"\nrun directory: {result.run_dir} (metrics.jsonl, metrics.csv, curve.png, results.md, checkpoints/)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Reading/writing D4RL-layout datasets, validation errors, and the on-device Dataset helpers."""
+
+from __future__ import annotations
+
+import h5py
+import jax
+import numpy as np
+import pytest
+
+import envs
+from jaxrl.data import Dataset, DatasetError, ObsNormalizer, load_dataset, sample_batch, save_dataset
+
+
+def make_arrays(n: int = 6, obs_dim: int = 3, act_dim: int = 1, next_obs: bool = True, seed: int = 0) -> dict:
+    """A small D4RL-layout dict of arrays with distinctive, finite values."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "observations": rng.normal(size=(n, obs_dim)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32),
+        "rewards": np.arange(n, dtype=np.float32),
+        "terminals": np.zeros(n, bool),
+        "timeouts": np.zeros(n, bool),
+    }
+    if next_obs:
+        arrays["next_observations"] = rng.normal(size=(n, obs_dim)).astype(np.float32)
+    return arrays
+
+
+def write_hdf5(path, arrays: dict):
+    with h5py.File(path, "w") as f:
+        for key, value in arrays.items():
+            f.create_dataset(key, data=value)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pendulum_spec():
+    return envs.make("gymnax/Pendulum-v1").spec
+
+
+# ---------------------------------------------------------------------------------------------
+# Round trips
+
+
+@pytest.mark.parametrize("suffix", [".hdf5", ".h5", ".npz"])
+def test_round_trip(tmp_path, suffix):
+    arrays = make_arrays()
+    arrays["terminals"][2] = True
+    arrays["timeouts"][4] = True
+    metadata = {
+        "env": "gymnax/Pendulum-v1",
+        "seed": 3,
+        "score": 0.25,
+        "config": {"lr": 3e-4, "hidden": [256, 256], "name": "sac"},
+        "levels": [1, 2.5, "x"],
+    }
+    path = save_dataset(tmp_path / f"sub/data{suffix}", Dataset.from_numpy(**arrays), metadata)
+    assert path.is_file() and not list(path.parent.glob("*.tmp*"))
+
+    loaded, meta = load_dataset(path)
+    out = loaded.to_numpy()
+    assert set(out) == set(arrays)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(out[key], value, err_msg=key)
+    assert out["terminals"].dtype == bool and out["timeouts"].dtype == bool
+    assert meta == metadata
+
+
+def test_qlearning_transitions_without_next_observations(tmp_path):
+    # Two episodes: rows 0-2 end at a timeout (row 2), rows 3-5 with a terminal at row 4, then row 5.
+    obs = np.arange(12, dtype=np.float32).reshape(6, 2)
+    arrays = {
+        "observations": obs,
+        "actions": np.arange(6, dtype=np.float32)[:, None] * 10,
+        "rewards": np.arange(6, dtype=np.float32),
+        "terminals": np.array([0, 0, 0, 0, 1, 0], bool),
+        "timeouts": np.array([0, 0, 1, 0, 0, 0], bool),
+    }
+    loaded, _ = load_dataset(write_hdf5(tmp_path / "d.hdf5", arrays))
+    out = loaded.to_numpy()
+    kept = [0, 1, 3, 4]  # row 2 (timeout) and row 5 (last) have no successor of their own
+    np.testing.assert_array_equal(out["observations"], obs[kept])
+    np.testing.assert_array_equal(out["next_observations"], obs[[1, 2, 4, 5]])
+    np.testing.assert_array_equal(out["actions"][:, 0], [0, 10, 30, 40])
+    np.testing.assert_array_equal(out["rewards"], [0, 1, 3, 4])
+    np.testing.assert_array_equal(out["terminals"], [False, False, False, True])
+    np.testing.assert_array_equal(out["timeouts"], [False] * 4)
+
+
+def test_qlearning_transitions_without_timeouts_key(tmp_path):
+    arrays = make_arrays(n=4, next_obs=False)
+    del arrays["timeouts"]
+    loaded, _ = load_dataset(write_hdf5(tmp_path / "d.h5", arrays))
+    assert loaded.size == 3
+    np.testing.assert_array_equal(np.asarray(loaded.next_observations), arrays["observations"][1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: every error names the file, the key and the problem
+
+
+def _corrupt(arrays: dict, key: str, value) -> dict:
+    return {**arrays, key: value}
+
+
+BASE = make_arrays(n=5)
+CASES = {
+    "missing key": ({k: v for k, v in BASE.items() if k != "rewards"}, None, "rewards", "missing"),
+    "length mismatch": (_corrupt(BASE, "actions", BASE["actions"][:4]), None, "actions", "4 rows"),
+    "nan reward": (_corrupt(BASE, "rewards", np.array([0, 1, np.nan, 3, 4], np.float32)), None, "rewards", "non-finite"),
+    "inf obs": (_corrupt(BASE, "observations", np.where(np.eye(5, 3) > 0, np.inf, 0.0)), None, "observations", "non-finite"),
+    "obs width": (make_arrays(n=5, obs_dim=4), "spec", "observations", "width 4"),
+    "action width": (make_arrays(n=5, act_dim=2), "spec", "actions", "width 2"),
+    "string obs": (_corrupt(BASE, "observations", np.full((5, 3), b"abc")), None, "observations", "dtype"),
+    "terminal value 2": (_corrupt(BASE, "terminals", np.array([0, 1, 2, 0, 0])), None, "terminals", "0/1"),
+}
+
+
+@pytest.mark.parametrize("suffix", [".hdf5", ".npz"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_validation_errors(tmp_path, pendulum_spec, case, suffix):
+    arrays, spec, key, problem = CASES[case]
+    path = tmp_path / f"bad{suffix}"
+    if suffix == ".npz":
+        np.savez(path, **arrays)
+    else:
+        write_hdf5(path, arrays)
+    with pytest.raises(DatasetError) as err:
+        load_dataset(path, spec=pendulum_spec if spec else None)
+    message = str(err.value)
+    assert str(path) in message
+    assert repr(key) in message
+    assert problem in message
+    if spec:
+        assert "gymnax/Pendulum-v1" in message
+
+
+def test_matching_spec_is_accepted(tmp_path, pendulum_spec):
+    loaded, _ = load_dataset(write_hdf5(tmp_path / "ok.hdf5", make_arrays()), spec=pendulum_spec)
+    assert loaded.observations.shape == (6, 3) and loaded.actions.shape == (6, 1)
+
+
+def test_unsupported_suffix(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("1,2,3")
+    with pytest.raises(DatasetError, match=r"unsupported file type '\.csv'") as err:
+        load_dataset(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(DatasetError, match="unsupported"):
+        save_dataset(path, Dataset.from_numpy(**make_arrays()))
+
+
+def test_file_not_found(tmp_path):
+    path = tmp_path / "missing.hdf5"
+    with pytest.raises(DatasetError, match="file not found") as err:
+        load_dataset(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".hdf5", "HDF5"), (".npz", "NPZ")])
+def test_corrupt_file(tmp_path, suffix, fmt):
+    path = tmp_path / f"corrupt{suffix}"
+    path.write_bytes(b"this is not a dataset file\n" * 10)
+    with pytest.raises(DatasetError, match=f"cannot be read as {fmt}") as err:
+        load_dataset(path)
+    assert str(path) in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset helpers
+
+
+def test_episode_returns():
+    arrays = make_arrays(n=7)
+    arrays["rewards"] = np.array([1, 2, 3, 4, 5, 6, 7], np.float32)
+    arrays["terminals"][1] = True  # episode [1, 2]
+    arrays["timeouts"][4] = True  # episode [3, 4, 5]; the rest [6, 7] is a partial episode
+    returns = Dataset.from_numpy(**arrays).episode_returns()
+    np.testing.assert_allclose(returns, [3.0, 12.0, 13.0])
+
+
+def test_sample_batch_under_jit():
+    arrays = make_arrays(n=8)
+    dataset = Dataset.from_numpy(**arrays)
+    batch = jax.jit(sample_batch, static_argnums=2)(dataset, jax.random.key(0), 64)
+    assert batch.observations.shape == (64, 3) and batch.rewards.shape == (64,)
+    rows = np.asarray(batch.rewards).astype(int)  # rewards are the row indices
+    assert len(set(rows)) > 1
+    for name in ("observations", "actions", "next_observations"):
+        np.testing.assert_array_equal(np.asarray(getattr(batch, name)), arrays[name][rows])
+
+
+def test_obs_normalizer_from_dataset():
+    arrays = make_arrays(n=10)
+    arrays["observations"] = arrays["observations"] * [1.0, 5.0, 0.1] + [0.0, 3.0, -2.0]
+    dataset = Dataset.from_numpy(**arrays)
+    norm = ObsNormalizer.from_dataset(dataset)
+    both = np.concatenate([arrays["observations"], arrays["next_observations"]]).astype(np.float64)
+    np.testing.assert_allclose(norm.mean, both.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(norm.std, both.std(0) + 1e-3, rtol=1e-5)
+    normalized = norm.apply(dataset)
+    np.testing.assert_allclose(normalized.observations, (arrays["observations"] - norm.mean) / norm.std, rtol=1e-5)
