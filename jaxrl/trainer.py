@@ -147,15 +147,22 @@ def build_online_program(agents, env, *, chunk_steps: int, num_envs: int, batch_
                 return agent_state, _mean_metrics(metrics)
 
             _, metric_shapes = jax.eval_shape(updates, state.agent)
-            skip = lambda agent_state: (agent_state, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), metric_shapes))  # noqa: E731
-            agent_state, metrics = jax.lax.cond(env_steps + num_envs > learning_starts, updates, skip, state.agent)
+            skip = lambda agent_state: (agent_state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes))  # noqa: E731
+            learning = env_steps + num_envs > learning_starts
+            agent_state, metrics = jax.lax.cond(learning, updates, skip, state.agent)
+            metrics["updates"] = learning * updates_per_iteration
             done = info["episode_done"]
             episodes = (jnp.sum(jnp.where(done, info["episode_return"], 0.0)), jnp.sum(done))
             state = state.replace(agent=agent_state, buffer=buffer, env_state=env_state, obs=obs, key=key)
             return state, (metrics, episodes)
 
         state, (metrics, (return_sums, counts)) = jax.lax.scan(iteration, state, jnp.arange(iterations))
-        metrics = {k: jnp.nanmean(v) for k, v in metrics.items()}
+        # Average over the iterations that made updates; NaN (not a fake 0) when none did. A NaN
+        # produced by a real update still propagates, so divergence is never averaged away.
+        updates = metrics.pop("updates")
+        made = jnp.sum(updates > 0)
+        metrics = {k: jnp.where(made > 0, jnp.sum(jnp.where(updates > 0, v, 0.0)) / jnp.maximum(made, 1), jnp.nan) for k, v in metrics.items()}
+        metrics["updates"] = jnp.sum(updates)
         metrics["episode_return"] = return_sums.sum() / counts.sum()  # NaN when no episode ended
         return state, metrics
 
@@ -180,10 +187,11 @@ class RunResult:
 
 def _check_finite(metrics: dict, step: int, members: list[dict]) -> None:
     """Training metrics may be NaN only where nothing was computed (e.g. before learning starts)."""
+    computed = metrics.get("updates", 1) > 0
     for name, values in metrics.items():
         if name == "episode_return":
             continue
-        bad = np.isinf(values) | (np.isnan(values) & (step > 0))
+        bad = ~np.isfinite(values) & computed
         if bad.any():
             m = int(np.argmax(bad))
             raise TrainingDiverged(f"{name} became {values[m]} for member {m} ({members[m]}) in the chunk ending at step {step}")
@@ -221,6 +229,7 @@ def run(
     sweep_keys = sweep_keys or []
     config_path = run_dir / "config.json"
     if config is not None:
+        config = json.loads(json.dumps(config, default=str))  # compare as stored (tuples become lists)
         if resume and config_path.exists():
             saved = json.loads(config_path.read_text())
             changed = sorted(k for k in set(saved) | set(config) if k not in ("resume", "overwrite", "progress") and saved.get(k) != config.get(k))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import envs
-from envs.wrappers import RescaleAction
+from envs.core import Env, EnvSpec
+from envs.wrappers import RescaleAction, TimeLimit
 
 PENDULUM = "gymnax/Pendulum-v1"
 MOUNTAIN_CAR = "gymnax/MountainCarContinuous-v0"
@@ -20,7 +21,7 @@ def inner_state(state):
 
 
 def rollout(env, key, actions):
-    """Scan `env.step` over `actions` from `env.reset(key)`; returns (first obs, stacked outputs)."""
+    """Scan `env.step` over `actions` from `env.reset(key)`; returns (first obs, step keys, stacked outputs)."""
     obs0, state = env.reset(key)
     keys = jax.random.split(jax.random.fold_in(key, 1), len(actions))
 
@@ -138,6 +139,31 @@ def test_auto_reset_final_obs_and_episode_stats(pendulum_rollout):
     np.testing.assert_allclose(returns[:200], np.cumsum(np.asarray(raw_reward)), rtol=1e-4)
     assert lengths[200] == 1 and returns[200] == pytest.approx(float(reward[200]))
     np.testing.assert_allclose(returns[399], np.asarray(reward[200:400], np.float64).sum(), rtol=1e-4)
+
+
+class Countdown(Env):
+    """Stub env whose state is a step counter and which terminates at step `end`."""
+
+    def __init__(self, end: int, limit: int):
+        self.end = end
+        self.spec = EnvSpec("countdown", (1,), (1,), (-1.0,), (1.0,), limit)
+        self.default_params = None
+
+    def reset(self, key, params=None):
+        return jnp.zeros(1), jnp.zeros((), jnp.int32)
+
+    def step(self, key, state, action, params=None):
+        state = state + 1
+        return state[None].astype(jnp.float32), state, jnp.float32(1.0), state >= self.end, jnp.zeros((), bool), {}
+
+
+@pytest.mark.parametrize("end, limit, want", [(5, 5, (True, False)), (7, 5, (False, True)), (3, 5, (True, False))])
+def test_time_limit_never_reports_both(end, limit, want):
+    env = TimeLimit(Countdown(end, limit))
+    _, state = env.reset(jax.random.key(0))
+    for _ in range(min(end, limit)):
+        _, state, _, terminated, truncated, _ = env.step(jax.random.key(0), state, jnp.zeros(1))
+    assert (bool(terminated), bool(truncated)) == want
 
 
 def test_mountain_car_terminates_at_goal_not_truncated():

@@ -1,0 +1,75 @@
+"""The transition dataset as a pytree of device arrays, and batch sampling under jit."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+
+@struct.dataclass
+class Dataset:
+    """Transitions (s, a, r, s', terminal, timeout), all with the same leading length N.
+
+    `terminals` marks true ends (no bootstrapping); `timeouts` marks time-limit ends, after which
+    the next row starts a new episode but the transition itself is still bootstrapped.
+    """
+
+    observations: jax.Array
+    actions: jax.Array
+    rewards: jax.Array
+    next_observations: jax.Array
+    terminals: jax.Array
+    timeouts: jax.Array
+
+    @property
+    def size(self) -> int:
+        return int(self.rewards.shape[0])
+
+    @classmethod
+    def from_numpy(cls, **arrays) -> "Dataset":
+        cast = {"terminals": jnp.float32, "timeouts": jnp.float32}
+        return cls(**{k: jnp.asarray(v, cast.get(k, jnp.float32)) for k, v in arrays.items()})
+
+    def to_numpy(self) -> dict[str, np.ndarray]:
+        out = {k: np.asarray(getattr(self, k)) for k in self.__dataclass_fields__}
+        out["terminals"] = out["terminals"].astype(bool)
+        out["timeouts"] = out["timeouts"].astype(bool)
+        return out
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of every (possibly partial) episode, in order."""
+        ends = np.asarray(self.terminals, bool) | np.asarray(self.timeouts, bool)
+        episode_id = np.concatenate([[0], np.cumsum(ends)[:-1]])
+        return np.bincount(episode_id, weights=np.asarray(self.rewards, np.float64))
+
+
+def sample_batch(dataset: Dataset, key: jax.Array, batch_size: int) -> Dataset:
+    """Uniform sample of `batch_size` transitions with replacement."""
+    idx = jax.random.randint(key, (batch_size,), 0, dataset.rewards.shape[0])
+    return jax.tree.map(lambda x: x[idx], dataset)
+
+
+@struct.dataclass
+class ObsNormalizer:
+    """Per-dimension observation standardisation; identity when built with `identity`."""
+
+    mean: jax.Array
+    std: jax.Array
+
+    @classmethod
+    def identity(cls, obs_dim: int) -> "ObsNormalizer":
+        return cls(jnp.zeros(obs_dim), jnp.ones(obs_dim))
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset, eps: float = 1e-3) -> "ObsNormalizer":
+        """Statistics over observations and next observations together (RIQL's choice)."""
+        obs = jnp.concatenate([dataset.observations, dataset.next_observations])
+        return cls(obs.mean(0), obs.std(0) + eps)
+
+    def __call__(self, obs):
+        return (obs - self.mean) / self.std
+
+    def apply(self, dataset: Dataset) -> Dataset:
+        return dataset.replace(observations=self(dataset.observations), next_observations=self(dataset.next_observations))

@@ -1,0 +1,186 @@
+"""Generated D4RL-style dataset suites: train an online agent, then collect the standard levels.
+
+Levels (as in D4RL): random (uniform actions), medium (a policy snapshot at a fraction of expert
+performance), expert (the best snapshot), medium-replay (the agent's replay buffer up to the medium
+snapshot), medium-expert (medium and expert concatenated), full-replay (the whole replay buffer).
+A suite is deterministic given (env, profile, seed), cached on disk, and stores the random and expert
+policies' mean returns as `ref_min_score`/`ref_max_score` for normalised scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import envs
+from jaxrl.agents import SAC
+from jaxrl.data.dataset import Dataset
+from jaxrl.data.io import load_dataset, save_dataset
+from jaxrl.evaluation import evaluate_policy
+
+LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "full-replay")
+SUITE_FORMAT = 1  # bump when generation changes, so stale caches are rebuilt
+
+
+@dataclass(frozen=True)
+class SuiteProfile:
+    agent_steps: int  # online env steps used to train the generating agent
+    snapshot_every: int  # env steps between policy snapshots
+    transitions: int  # per level for random / medium / expert
+    hidden_dims: tuple[int, ...] = (64, 64)
+    num_envs: int = 8  # envs stepped in parallel while training the generating agent
+    utd: float = 0.125  # its updates per env step: below 1 the replay levels hold more, older data
+    medium_fraction: float = 0.5  # medium = the snapshot closest to this fraction of the expert score
+    eval_episodes: int = 20
+    collect_envs: int = 100  # envs stepped in parallel while collecting
+
+
+PROFILES: dict[str, dict[str, SuiteProfile]] = {
+    "gymnax/Pendulum-v1": {
+        "default": SuiteProfile(agent_steps=128_000, snapshot_every=2_000, transitions=100_000),
+        "tiny": SuiteProfile(agent_steps=80_000, snapshot_every=2_000, transitions=20_000, eval_episodes=10),
+    },
+    "gymnax/MountainCarContinuous-v0": {
+        "default": SuiteProfile(agent_steps=400_000, snapshot_every=8_000, transitions=100_000),
+    },
+}
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("JAXRL_DATA_DIR", Path.home() / ".cache" / "jaxrl" / "datasets"))
+
+
+def suite_dir(env_name: str, profile: str, seed: int, root: Path | None = None) -> Path:
+    return (root or data_dir()) / env_name.replace("/", "_") / f"{profile}-seed{seed}"
+
+
+def _profile(env_name: str, profile: str) -> SuiteProfile:
+    if env_name not in PROFILES:
+        raise ValueError(f"no dataset suite is defined for {env_name!r}; suites exist for: {', '.join(sorted(PROFILES))}")
+    if profile not in PROFILES[env_name]:
+        raise ValueError(f"unknown suite profile {profile!r} for {env_name}; profiles: {', '.join(sorted(PROFILES[env_name]))}")
+    return PROFILES[env_name][profile]
+
+
+def collect(env, policy, key, num_transitions: int, num_envs: int) -> Dataset:
+    """Roll out `policy(obs, key)` in `num_envs` envs; episodes are laid out contiguously per env and
+    the final, unfinished episode of every env is closed with a timeout flag."""
+    steps = -(-num_transitions // num_envs)
+    reset_key, key = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), None)
+
+    def step(carry, key):
+        obs, state = carry
+        act_key, env_key = jax.random.split(key)
+        action = policy(obs, act_key)
+        next_obs, state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(env_key, num_envs), state, action, None
+        )
+        return (next_obs, state), (obs, action, reward, info["final_obs"], terminated, truncated)
+
+    _, rows = jax.lax.scan(step, (obs, state), jax.random.split(key, steps))
+    obs, action, reward, next_obs, terminated, truncated = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)
+    truncated = truncated.at[:, -1].set(~terminated[:, -1])
+    flat = lambda x: x.reshape(num_envs * steps, *x.shape[2:])[:num_transitions]  # noqa: E731
+    f32 = lambda x: flat(x).astype(jnp.float32)  # noqa: E731
+    return Dataset(flat(obs), flat(action), flat(reward), flat(next_obs), f32(terminated), f32(truncated))
+
+
+def _concat(*datasets: Dataset) -> Dataset:
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *datasets)
+
+
+def generate_suite(env_name: str, profile: str = "default", seed: int = 0, root: Path | None = None, verbose: bool = True) -> Path:
+    """Generate (or reuse from the cache) every level of a suite; returns its directory."""
+    from jaxrl.trainer import build_online_program
+
+    prof = _profile(env_name, profile)
+    out = suite_dir(env_name, profile, seed, root)
+    info_path = out / "suite.json"
+    if info_path.exists() and json.loads(info_path.read_text()).get("format") == SUITE_FORMAT:
+        if all((out / f"{level}.hdf5").exists() for level in LEVELS):
+            return out
+    log = print if verbose else (lambda *a, **k: None)
+    t0 = time.perf_counter()
+    env = envs.make(env_name)
+    key = jax.random.PRNGKey(seed)
+    agent_key, eval_key, collect_key = jax.random.split(key, 3)
+
+    # 1. Train the generating agent, snapshotting its policy; the buffer keeps every transition.
+    agent = SAC(hidden_dims=prof.hidden_dims).configure(env.spec, prof.agent_steps)
+    agents = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32)[None], agent)
+    program = build_online_program(
+        agents, env, chunk_steps=prof.snapshot_every, num_envs=prof.num_envs, batch_size=256, utd=prof.utd,
+        learning_starts=min(1000, prof.agent_steps // 4), buffer_size=prof.agent_steps, eval_episodes=1,
+    )
+    state = program.init(agent_key[None])
+    snapshots = []
+    for c in range(prof.agent_steps // prof.snapshot_every):
+        state, _ = program.chunk(state, c)
+        snapshots.append(jax.tree.map(lambda x: x[0], state.agent))
+    buffer = jax.tree.map(lambda x: x[0], state.buffer)
+    log(f"[{env_name}] trained the generating agent for {prof.agent_steps} steps ({time.perf_counter() - t0:.0f} s)")
+
+    # 2. Score every snapshot and the random policy.
+    def policy_of(agent_state, deterministic):
+        return lambda obs, key: agent.act(agent_state, obs, key, deterministic)
+
+    def random_policy(obs, key):
+        return jax.random.uniform(key, (obs.shape[0], env.spec.action_dim), minval=-1.0, maxval=1.0)
+
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *snapshots)
+    score = jax.jit(jax.vmap(lambda s, k: evaluate_policy(env, policy_of(s, False), k, prof.eval_episodes).mean(), in_axes=(0, None)))
+    snapshot_returns = np.asarray(score(stacked, eval_key))
+    random_return = float(jax.jit(lambda k: evaluate_policy(env, random_policy, k, prof.eval_episodes).mean())(eval_key))
+    expert_idx = int(np.argmax(snapshot_returns))
+    expert_return = float(snapshot_returns[expert_idx])
+    target = random_return + prof.medium_fraction * (expert_return - random_return)
+    medium_idx = int(np.argmin(np.abs(snapshot_returns - target)))
+    medium_steps = (medium_idx + 1) * prof.snapshot_every
+    log(f"[{env_name}] random {random_return:.1f}, medium {snapshot_returns[medium_idx]:.1f} (step {medium_steps}), expert {expert_return:.1f} (step {(expert_idx + 1) * prof.snapshot_every})")
+
+    # 3. Collect the levels. The replay levels are the buffer in time order, one env after another.
+    def replay(n_steps):
+        rows = n_steps // prof.num_envs * prof.num_envs
+        data = jax.tree.map(lambda x: x[:rows], buffer.data)
+        data = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // prof.num_envs, prof.num_envs, *x.shape[1:]), 0, 1).reshape(x.shape), data)
+        return data.replace(timeouts=data.timeouts.at[-1].set(1.0 - data.terminals[-1]))
+
+    k_random, k_medium, k_expert = jax.random.split(collect_key, 3)
+    n, ne = prof.transitions, prof.collect_envs
+    datasets = {
+        "random": collect(env, random_policy, k_random, n, ne),
+        "medium": collect(env, policy_of(snapshots[medium_idx], False), k_medium, n, ne),
+        "expert": collect(env, policy_of(snapshots[expert_idx], False), k_expert, n, ne),
+        "medium-replay": replay(medium_steps),
+        "full-replay": replay(prof.agent_steps),
+    }
+    datasets["medium-expert"] = _concat(datasets["medium"], datasets["expert"])
+    common = {
+        "env": env_name, "profile": profile, "seed": seed, "generator": "SAC", "format": SUITE_FORMAT,
+        "ref_min_score": random_return, "ref_max_score": expert_return,
+        "medium_return": float(snapshot_returns[medium_idx]), "medium_steps": medium_steps,
+    }
+    for level, data in datasets.items():
+        returns = data.episode_returns()
+        meta = {**common, "level": level, "num_transitions": data.size, "num_episodes": len(returns), "mean_episode_return": float(returns.mean())}
+        save_dataset(out / f"{level}.hdf5", data, meta)
+    info_path.write_text(json.dumps({**common, "profile_settings": asdict(prof), "snapshot_returns": snapshot_returns.tolist(),
+                                     "seconds": time.perf_counter() - t0}, indent=2))
+    log(f"[{env_name}] wrote {len(datasets)} datasets to {out} in {time.perf_counter() - t0:.0f} s")
+    return out
+
+
+def load_level(env_name: str, level: str, profile: str = "default", seed: int = 0, root: Path | None = None):
+    """The dataset of one level of a generated suite (generating the suite first if needed)."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown dataset level {level!r}; levels: {', '.join(LEVELS)}")
+    directory = generate_suite(env_name, profile, seed, root)
+    return load_dataset(directory / f"{level}.hdf5", envs.make(env_name).spec)
