@@ -339,6 +339,8 @@ class FiveTupleStep:
         self.env = env
 
     def __getattr__(self, name):
+        if name == "env":  # not set yet (copy/deepcopy build the object without __init__)
+            raise AttributeError(name)
         return getattr(self.env, name)
 
     def step(self, key, state, action, params=None):
