@@ -21,7 +21,7 @@ install-cuda: install
 
 # IQL, 5 seeds in one vmapped program, on the generated Pendulum medium-replay dataset.
 demo: install
-	$(BIN)/python -m jaxrl.train iql --seeds 5 --steps 10000 --hidden-dims 128 128 --run-dir runs/demo --overwrite
+	$(BIN)/python -m jaxrl.train --config experiments/demo.yaml --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -4,6 +4,7 @@
     python -m jaxrl.train iql --beta 3                         # IQL on the Pendulum medium-replay suite
     python -m jaxrl.train --sweep beta=1,3,10 --seeds 3 iql    # 9 members, one compiled program
     python -m jaxrl.train --steps 50000 sac                    # online SAC
+    python -m jaxrl.train --config experiments/demo.yaml       # a declarative experiment spec
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from jaxrl import trainer
 from jaxrl.agents import BC, IQL, OFFLINE_AGENTS, SAC, Agent, ConfigError
 from jaxrl.data import ObsNormalizer, load_dataset
 from jaxrl.data.suite import LEVELS, load_level, suite_dir
+from jaxrl.experiment import load_experiment
 from jaxrl.sweep import make_members, parse_sweep, stack_agents
 
 AgentConfig = Union[
@@ -161,7 +163,22 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.Run
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = tyro.cli(TrainConfig, args=argv, config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs))
+    """CLI entry; `--config experiments/X.yaml` loads a spec whose values later flags override."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    default = None
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise SystemExit("error: --config needs a YAML file")
+        try:
+            default = load_experiment(argv[i + 1])
+        except ConfigError as err:
+            raise SystemExit(f"error: {err}") from None
+        argv = argv[:i] + argv[i + 2 :]
+    cfg = tyro.cli(TrainConfig, args=argv, default=default,
+                   config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs))
     print(f"jaxrl: {cfg.agent.name} on {cfg.env}" + (f" / {cfg.dataset}" if cfg.offline else " (online)") + f", devices {jax.devices()}")
     try:
         result = train(cfg)

@@ -219,7 +219,31 @@ def time_program(call, state, repeats: int, label: str, max_recompiles: int = 2)
         times.append(dt)
         loads.append(meter.background)
         print(f"  {label} chunk {len(times)}/{repeats}: {dt:.2f} s (background load {meter.background:.2f} cores)", flush=True)
-    return first, compile_s, times, loads, recompiles
+    return state, first, compile_s, times, loads, recompiles
+
+
+def wait_quiet(max_seconds: float, threshold: float = 0.25) -> None:
+    """Wait (up to `max_seconds`) until other processes use less than `threshold` cores over one second."""
+    if max_seconds <= 0 or not LoadMeter().available:
+        return
+    deadline = time.perf_counter() + max_seconds
+    while True:
+        with LoadMeter() as meter:
+            time.sleep(1.0)
+        if meter.background < threshold:
+            return
+        if time.perf_counter() > deadline:
+            print(f"  machine still busy ({meter.background:.2f} cores of background load); measuring anyway", flush=True)
+            return
+        print(f"  waiting for a quiet machine ({meter.background:.2f} cores of background load)", flush=True)
+        time.sleep(4.0)
+
+
+def check_updates(label: str, before, after, expected: int) -> None:
+    """The update counter must have advanced by exactly one update per program step."""
+    done = np.asarray(jax.device_get(after)) - np.asarray(jax.device_get(before))
+    if not np.all(done == expected):
+        raise RuntimeError(f"{label}: expected {expected} updates in the timed chunks, counted {done}")
 
 
 def random_dataset(size: int, seed: int = 0) -> Dataset:
@@ -259,7 +283,8 @@ def bench_iql(dataset: Dataset, members: int, chunk_steps: int, repeats: int, ba
         stack(agent, members), dataset, ObsNormalizer.identity(OBS_DIM), eval_env, chunk_steps=chunk_steps, batch_size=batch_size, eval_episodes=1
     )
     states = jax.block_until_ready(program.init(seed_keys(members)))
-    first, compile_s, times, loads, recompiles = time_program(program.chunk, states, repeats, f"IQL x{members}")
+    final, first, compile_s, times, loads, recompiles = time_program(program.chunk, states, repeats, f"IQL x{members}")
+    check_updates(f"IQL x{members}", states.agent.step, final.agent.step, (1 + repeats + len(recompiles)) * chunk_steps)
     unit = "updates/s" if members == 1 else "member-updates/s"
     config = f"2x256 MLPs, batch {batch_size}, obs {OBS_DIM}/act {ACTION_DIM}, {dataset.size // 1000}k random transitions, {members} seed{'s' if members > 1 else ''}, chunk {chunk_steps}"
     return Result(f"IQL offline, {members} seed{'s' if members > 1 else ''}", config, first, compile_s, times, chunk_steps, members, unit, loads, recompiles)
@@ -325,7 +350,8 @@ def bench_sac_ours(chunk_steps: int, repeats: int, learning_starts: int, buffer_
     )
     states = jax.block_until_ready(program.init(seed_keys(1)))
     # chunk 0 contains the `learning_starts` random steps; every later chunk makes one update per env step
-    first, compile_s, times, loads, recompiles = time_program(program.chunk, states, repeats, "SAC (jaxrl)")
+    final, first, compile_s, times, loads, recompiles = time_program(program.chunk, states, repeats, "SAC (jaxrl)")
+    check_updates("SAC (jaxrl)", states.agent.step, final.agent.step, (1 + repeats + len(recompiles)) * chunk_steps - learning_starts)
     config = f"Pendulum-v1, 64x64, batch {batch_size}, 1 env, 1 update/env step, chunk {chunk_steps}"
     return Result("SAC online, jaxrl", config, first, compile_s, times, chunk_steps, 1, "env steps/s", loads, recompiles)
 
@@ -387,7 +413,9 @@ def bench_sac_rejax(chunk_steps: int, repeats: int, learning_starts: int, buffer
     algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))  # no evaluation inside train
     train = jax.jit(lambda ts: algo.train(train_state=ts))
     ts = jax.block_until_ready(jax.jit(algo.init_state)(jax.random.PRNGKey(0)))
-    first, compile_s, times, loads, recompiles = time_program(lambda ts, i: train(ts), ts, repeats, f"SAC (rejax {version})")
+    final, first, compile_s, times, loads, recompiles = time_program(lambda ts, i: train(ts), ts, repeats, f"SAC (rejax {version})")
+    # rejax updates once global_step (counted after the env step) exceeds fill_buffer
+    check_updates(f"SAC (rejax {version})", ts.actor_ts.step, final.actor_ts.step, (1 + repeats + len(recompiles)) * chunk_steps - learning_starts)
     config = f"Pendulum-v1, 64x64, batch {batch_size}, 1 env, 1 update/env step, chunk {chunk_steps}"
     return Result(f"SAC online, rejax {version}", config, first, compile_s, times, chunk_steps, 1, "env steps/s", loads, recompiles)
 
@@ -467,23 +495,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: short chunks and 2 timed chunks per benchmark")
     parser.add_argument("--write", action="store_true", help="record the result as a dated section of --output (make bench sets this)")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file for --write (default: BENCHMARKS.md at the repo root)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed chunks per benchmark (default 3, quick 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed chunks per benchmark (default 5, quick 2)")
     parser.add_argument("--seeds", type=int, default=8, help="vmapped seeds of the multi-seed IQL benchmark")
     parser.add_argument("--iql-chunk", type=int, default=None, help="updates per chunk, 1 seed (default 1000, quick 200)")
     parser.add_argument("--iql-chunk-multi", type=int, default=None, help="updates per chunk, multi-seed (default 250, quick 50)")
     parser.add_argument("--dataset-size", type=int, default=100_000, help="random transitions in the IQL dataset")
-    parser.add_argument("--sac-chunk", type=int, default=None, help="env steps per SAC chunk (default 2000, quick 1000)")
+    parser.add_argument("--sac-chunk", type=int, default=None, help="env steps per SAC chunk (default 5000, quick 1000)")
     parser.add_argument("--learning-starts", type=int, default=None, help="random env steps before SAC updates (default 1000, quick 500)")
     parser.add_argument("--buffer-size", type=int, default=100_000, help="SAC replay buffer capacity (ours and rejax)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S", help="before each benchmark, wait up to S seconds for other processes to go quiet")
     parser.add_argument("--skip", nargs="*", default=[], choices=["iql", "iql-multi", "sac", "rejax", "hlo"], help="benchmarks to leave out")
     args = parser.parse_args(argv)
 
     quick = args.quick
-    repeats = args.repeats or (2 if quick else 3)
+    repeats = args.repeats or (2 if quick else 5)
     iql_chunk = args.iql_chunk or (200 if quick else 1000)
     iql_chunk_multi = args.iql_chunk_multi or (50 if quick else 250)
-    sac_chunk = args.sac_chunk or (1000 if quick else 2000)
+    sac_chunk = args.sac_chunk or (1000 if quick else 5000)
     learning_starts = args.learning_starts if args.learning_starts is not None else (500 if quick else 1000)
     if learning_starts > sac_chunk:
         parser.error("--learning-starts must be <= --sac-chunk so that every timed SAC chunk makes one update per env step")
@@ -504,9 +533,11 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"IQL update: {flops / 1e6:.0f} MFLOP per update (XLA cost analysis of one seed's update, batch {args.batch_size})")
         if "iql" not in args.skip:
             print("IQL offline, 1 seed", flush=True)
+            wait_quiet(args.wait_quiet)
             results.append(bench_iql(dataset, 1, iql_chunk, repeats, args.batch_size, eval_env))
         if "iql-multi" not in args.skip:
             print(f"IQL offline, {args.seeds} vmapped seeds", flush=True)
+            wait_quiet(args.wait_quiet)
             results.append(bench_iql(dataset, args.seeds, iql_chunk_multi, repeats, args.batch_size, eval_env))
         if "hlo" not in args.skip:
             print("checking the compiled IQL chunk for host round trips", flush=True)
@@ -517,10 +548,12 @@ def main(argv: list[str] | None = None) -> int:
     ratio = None
     if "sac" not in args.skip:
         print("SAC online (jaxrl)", flush=True)
+        wait_quiet(args.wait_quiet)
         ours = bench_sac_ours(sac_chunk, repeats, learning_starts, args.buffer_size, args.batch_size)
         results.append(ours)
         if "rejax" not in args.skip:
             print("SAC online (rejax)", flush=True)
+            wait_quiet(args.wait_quiet)
             theirs = bench_sac_rejax(sac_chunk, repeats, learning_starts, args.buffer_size, args.batch_size)
             if isinstance(theirs, str):
                 print(f"  {theirs}")

@@ -1,0 +1,38 @@
+"""Every experiment spec in experiments/ loads into a valid config; bad specs name file and key."""
+
+from pathlib import Path
+
+import pytest
+
+from jaxrl.agents import IQL, ConfigError
+from jaxrl.experiment import load_experiment
+
+SPECS = sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_spec_is_valid(path):
+    load_experiment(path).validate()
+
+
+def test_demo_spec():
+    cfg = load_experiment(Path(__file__).parent.parent / "experiments" / "demo.yaml")
+    assert isinstance(cfg.agent, IQL) and cfg.agent.hidden_dims == (128, 128) and cfg.seeds == 5
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("algo: iql\nseedz: 3\n", "unknown key 'seedz'"),
+        ("algo: xql\n", "unknown algorithm 'xql'"),
+        ("algo: iql\nagent: {betta: 2}\n", "iql has no hyperparameter 'betta'"),
+        ("seeds: 3\n", "at least an 'algo' key"),
+        ("algo: [iql\n", "not valid YAML"),
+    ],
+)
+def test_bad_spec(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_experiment(path)
+    assert str(path) in str(err.value)
