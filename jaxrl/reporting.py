@@ -95,7 +95,9 @@ def results_table(final_rows: list[dict], sweep_keys: list[str], metric: str) ->
     for row in final_rows:
         hp = " | ".join(f"{row[k]:g}" for k in sweep_keys)
         value = row.get(metric, float("nan"))
-        lines.append(f"| {row['member']} | {row['seed']} | {hp}{' | ' if sweep_keys else ''}{row['eval_return']:.1f} | {value:.1f} |")
+        lines.append(
+            f"| {row['member']} | {row['seed']} | {hp}{' | ' if sweep_keys else ''}{row['eval_return']:.1f} | {value:.1f} |"
+        )
         groups[_group_key(row, sweep_keys)].append(value)
     lines.append("")
     lines.append(f"| setting | seeds | {metric} (mean +- std) |")

@@ -20,7 +20,9 @@ def parse_sweep(specs: tuple[str, ...] | list[str], agent: Agent) -> dict[str, l
             raise ConfigError(f"sweep {spec!r} must look like name=v1,v2,...")
         if name not in leaves:
             if name in type(agent).__dataclass_fields__:
-                raise ConfigError(f"{agent.name}.{name} changes the network structure and cannot be swept inside one program; run one job per value")
+                raise ConfigError(
+                    f"{agent.name}.{name} changes the network structure and cannot be swept inside one program; run one job per value"
+                )
             raise ConfigError(f"{agent.name} has no hyperparameter {name!r}; sweepable: {', '.join(sorted(leaves))}")
         try:
             grid[name] = [float(v) for v in values.split(",")]
@@ -33,7 +35,7 @@ def make_members(grid: dict[str, list[float]], seeds: list[int]) -> list[dict]:
     """Every grid point times every seed, seeds varying fastest."""
     names = list(grid)
     return [
-        {"seed": seed, **dict(zip(names, point))}
+        {"seed": seed, **dict(zip(names, point, strict=True))}
         for point in itertools.product(*(grid[n] for n in names))
         for seed in seeds
     ]

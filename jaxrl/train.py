@@ -1,10 +1,10 @@
 """Train an agent: offline from a dataset, or online in an environment; all seeds in one program.
 
-    python -m jaxrl.train --help
-    python -m jaxrl.train iql --beta 3                         # IQL on the Pendulum medium-replay suite
-    python -m jaxrl.train --sweep beta=1,3,10 --seeds 3 iql    # 9 members, one compiled program
-    python -m jaxrl.train --steps 50000 sac                    # online SAC
-    python -m jaxrl.train --config experiments/demo.yaml       # a declarative experiment spec
+python -m jaxrl.train --help
+python -m jaxrl.train iql --beta 3                         # IQL on the Pendulum medium-replay suite
+python -m jaxrl.train --sweep beta=1,3,10 --seeds 3 iql    # 9 members, one compiled program
+python -m jaxrl.train --steps 50000 sac                    # online SAC
+python -m jaxrl.train --config experiments/demo.yaml       # a declarative experiment spec
 """
 
 from __future__ import annotations
@@ -92,8 +92,17 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Reject invalid values before anything is compiled; raises ConfigError naming the field."""
-        for name in ("seeds", "steps", "chunk_steps", "batch_size", "eval_every", "eval_episodes", "checkpoint_every",
-                     "num_envs", "buffer_size"):
+        for name in (
+            "seeds",
+            "steps",
+            "chunk_steps",
+            "batch_size",
+            "eval_every",
+            "eval_episodes",
+            "checkpoint_every",
+            "num_envs",
+            "buffer_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -145,20 +154,45 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.Run
             dataset = dataset.replace(rewards=dataset.rewards * _reward_scale(dataset))
         normalizer = ObsNormalizer.from_dataset(dataset) if cfg.normalize_obs else ObsNormalizer.identity(env.spec.obs_dim)
         dataset = normalizer.apply(dataset)
-        program = trainer.build_offline_program(agents, dataset, normalizer, env, chunk_steps=cfg.chunk_steps,
-                                                batch_size=cfg.batch_size, eval_episodes=cfg.eval_episodes)
+        program = trainer.build_offline_program(
+            agents,
+            dataset,
+            normalizer,
+            env,
+            chunk_steps=cfg.chunk_steps,
+            batch_size=cfg.batch_size,
+            eval_episodes=cfg.eval_episodes,
+        )
     else:
         info = suite_dir(cfg.env, cfg.suite, cfg.suite_seed) / "suite.json"
         metadata = json.loads(info.read_text()) if info.exists() else {}
-        program = trainer.build_online_program(agents, env, chunk_steps=cfg.chunk_steps, num_envs=cfg.num_envs,
-                                               batch_size=cfg.batch_size, utd=cfg.utd, learning_starts=cfg.learning_starts,
-                                               buffer_size=cfg.buffer_size, eval_episodes=cfg.eval_episodes)
+        program = trainer.build_online_program(
+            agents,
+            env,
+            chunk_steps=cfg.chunk_steps,
+            num_envs=cfg.num_envs,
+            batch_size=cfg.batch_size,
+            utd=cfg.utd,
+            learning_starts=cfg.learning_starts,
+            buffer_size=cfg.buffer_size,
+            eval_episodes=cfg.eval_episodes,
+        )
     config = dataclasses.asdict(cfg) | {"algo": cfg.agent.name}
     config["agent"] = {k: v for k, v in config["agent"].items() if k not in ("obs_dim", "action_dim", "total_steps")}
     return trainer.run(
-        program, members, cfg.resolved_run_dir(), num_chunks=num_chunks, eval_every=cfg.eval_every,
-        checkpoint_every=cfg.checkpoint_every, resume=cfg.resume, overwrite=cfg.overwrite, ref_scores=_ref_scores(metadata),
-        sweep_keys=list(grid), config=config, progress=cfg.progress, stop_after_chunks=stop_after_chunks,
+        program,
+        members,
+        cfg.resolved_run_dir(),
+        num_chunks=num_chunks,
+        eval_every=cfg.eval_every,
+        checkpoint_every=cfg.checkpoint_every,
+        resume=cfg.resume,
+        overwrite=cfg.overwrite,
+        ref_scores=_ref_scores(metadata),
+        sweep_keys=list(grid),
+        config=config,
+        progress=cfg.progress,
+        stop_after_chunks=stop_after_chunks,
     )
 
 
@@ -177,9 +211,14 @@ def main(argv: list[str] | None = None) -> None:
         except ConfigError as err:
             raise SystemExit(f"error: {err}") from None
         argv = argv[:i] + argv[i + 2 :]
-    cfg = tyro.cli(TrainConfig, args=argv, default=default,
-                   config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs))
-    print(f"jaxrl: {cfg.agent.name} on {cfg.env}" + (f" / {cfg.dataset}" if cfg.offline else " (online)") + f", devices {jax.devices()}")
+    cfg = tyro.cli(
+        TrainConfig, args=argv, default=default, config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs)
+    )
+    print(
+        f"jaxrl: {cfg.agent.name} on {cfg.env}"
+        + (f" / {cfg.dataset}" if cfg.offline else " (online)")
+        + f", devices {jax.devices()}"
+    )
     try:
         result = train(cfg)
     except (ConfigError, trainer.TrainingDiverged, ValueError) as err:

@@ -75,7 +75,9 @@ def _evaluator(env, num_episodes: int):
     return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))
 
 
-def build_offline_program(agents, dataset: Dataset, normalizer: ObsNormalizer, eval_env, *, chunk_steps: int, batch_size: int, eval_episodes: int) -> Program:
+def build_offline_program(
+    agents, dataset: Dataset, normalizer: ObsNormalizer, eval_env, *, chunk_steps: int, batch_size: int, eval_episodes: int
+) -> Program:
     """Offline training: each chunk is `chunk_steps` updates on uniformly sampled batches.
 
     The dataset must already be normalised with `normalizer`; the normaliser is kept in the state so
@@ -99,16 +101,28 @@ def build_offline_program(agents, dataset: Dataset, normalizer: ObsNormalizer, e
     members = jax.jit(lambda states, data: jax.vmap(chunk, in_axes=(0, 0, None))(agents, states, data))
     # The dataset is an argument, not a closure, so it is not baked into the program as a constant.
     chunk_fn = lambda states, index: members(states, dataset)  # noqa: E731
+    evaluate = _evaluator(eval_env, eval_episodes)
     return Program(
         agents=agents,
         init=jax.jit(lambda keys: jax.vmap(init)(agents, keys)),
         chunk=chunk_fn,
-        evaluate=(lambda evaluate: lambda states, key: evaluate(agents, states, key))(_evaluator(eval_env, eval_episodes)),
+        evaluate=lambda states, key: evaluate(agents, states, key),
         steps_per_chunk=chunk_steps,
     )
 
 
-def build_online_program(agents, env, *, chunk_steps: int, num_envs: int, batch_size: int, utd: float, learning_starts: int, buffer_size: int, eval_episodes: int) -> Program:
+def build_online_program(
+    agents,
+    env,
+    *,
+    chunk_steps: int,
+    num_envs: int,
+    batch_size: int,
+    utd: float,
+    learning_starts: int,
+    buffer_size: int,
+    eval_episodes: int,
+) -> Program:
     """Online training: each iteration steps `num_envs` environments, stores the transitions, then
     makes `utd * num_envs` updates (none before `learning_starts` env steps, when actions are uniform).
 
@@ -119,7 +133,9 @@ def build_online_program(agents, env, *, chunk_steps: int, num_envs: int, batch_
     iterations = chunk_steps // num_envs
     updates_per_iteration = round(utd * num_envs)
     if chunk_steps % num_envs or updates_per_iteration < 1 or abs(updates_per_iteration - utd * num_envs) > 1e-9:
-        raise ValueError(f"chunk_steps ({chunk_steps}) must be a multiple of num_envs ({num_envs}) and utd * num_envs ({utd} * {num_envs}) a positive integer")
+        raise ValueError(
+            f"chunk_steps ({chunk_steps}) must be a multiple of num_envs ({num_envs}) and utd * num_envs ({utd} * {num_envs}) a positive integer"
+        )
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def init(agent, key):
@@ -135,8 +151,14 @@ def build_online_program(agents, env, *, chunk_steps: int, num_envs: int, batch_
             action = agent.act(state.agent, state.obs, act_key, False)
             random_action = jax.random.uniform(random_key, action.shape, minval=-1.0, maxval=1.0)
             action = jnp.where(env_steps < learning_starts, random_action, action)
-            obs, env_state, reward, terminated, truncated, info = vstep(jax.random.split(env_key, num_envs), state.env_state, action, None)
-            buffer = state.buffer.add(Dataset(state.obs, action, reward, info["final_obs"], terminated.astype(jnp.float32), truncated.astype(jnp.float32)))
+            obs, env_state, reward, terminated, truncated, info = vstep(
+                jax.random.split(env_key, num_envs), state.env_state, action, None
+            )
+            buffer = state.buffer.add(
+                Dataset(
+                    state.obs, action, reward, info["final_obs"], terminated.astype(jnp.float32), truncated.astype(jnp.float32)
+                )
+            )
 
             def updates(agent_state):
                 def one(agent_state, key):
@@ -161,7 +183,10 @@ def build_online_program(agents, env, *, chunk_steps: int, num_envs: int, batch_
         # produced by a real update still propagates, so divergence is never averaged away.
         updates = metrics.pop("updates")
         made = jnp.sum(updates > 0)
-        metrics = {k: jnp.where(made > 0, jnp.sum(jnp.where(updates > 0, v, 0.0)) / jnp.maximum(made, 1), jnp.nan) for k, v in metrics.items()}
+        metrics = {
+            k: jnp.where(made > 0, jnp.sum(jnp.where(updates > 0, v, 0.0)) / jnp.maximum(made, 1), jnp.nan)
+            for k, v in metrics.items()
+        }
         metrics["updates"] = jnp.sum(updates)
         metrics["episode_return"] = return_sums.sum() / counts.sum()  # NaN when no episode ended
         return state, metrics
@@ -224,7 +249,9 @@ def run(
     if overwrite and not resume and run_dir.exists():
         shutil.rmtree(run_dir)
     if not resume and (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
-        raise ValueError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, overwrite=True (--overwrite) to replace it, or choose another run_dir")
+        raise ValueError(
+            f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, overwrite=True (--overwrite) to replace it, or choose another run_dir"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     sweep_keys = sweep_keys or []
     config_path = run_dir / "config.json"
@@ -232,7 +259,11 @@ def run(
         config = json.loads(json.dumps(config, default=str))  # compare as stored (tuples become lists)
         if resume and config_path.exists():
             saved = json.loads(config_path.read_text())
-            changed = sorted(k for k in set(saved) | set(config) if k not in ("resume", "overwrite", "progress") and saved.get(k) != config.get(k))
+            changed = sorted(
+                k
+                for k in set(saved) | set(config)
+                if k not in ("resume", "overwrite", "progress") and saved.get(k) != config.get(k)
+            )
             if changed:
                 raise ValueError(f"cannot resume {run_dir}: its config differs in {', '.join(changed)}")
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))

@@ -148,7 +148,11 @@ def loadavg() -> str:
 class CompileMeter:
     """Seconds JAX spent tracing, lowering and compiling (from jax.monitoring events) since `reset`."""
 
-    EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration", "/jax/core/compile/backend_compile_duration")
+    EVENTS = (
+        "/jax/core/compile/jaxpr_trace_duration",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration",
+        "/jax/core/compile/backend_compile_duration",
+    )
 
     def __init__(self):
         self.seconds, self.compiles = 0.0, 0
@@ -273,21 +277,43 @@ def seed_keys(members: int):
 
 def iql_spec():
     return envs.EnvSpec(
-        name="random", obs_shape=(OBS_DIM,), action_shape=(ACTION_DIM,), action_low=(-1.0,) * ACTION_DIM, action_high=(1.0,) * ACTION_DIM, max_episode_steps=1000
+        name="random",
+        obs_shape=(OBS_DIM,),
+        action_shape=(ACTION_DIM,),
+        action_low=(-1.0,) * ACTION_DIM,
+        action_high=(1.0,) * ACTION_DIM,
+        max_episode_steps=1000,
     )
 
 
 def bench_iql(dataset: Dataset, members: int, chunk_steps: int, repeats: int, batch_size: int, eval_env) -> Result:
     agent = IQL(hidden_dims=(256, 256)).configure(iql_spec(), 1_000_000)
     program = build_offline_program(
-        stack(agent, members), dataset, ObsNormalizer.identity(OBS_DIM), eval_env, chunk_steps=chunk_steps, batch_size=batch_size, eval_episodes=1
+        stack(agent, members),
+        dataset,
+        ObsNormalizer.identity(OBS_DIM),
+        eval_env,
+        chunk_steps=chunk_steps,
+        batch_size=batch_size,
+        eval_episodes=1,
     )
     states = jax.block_until_ready(program.init(seed_keys(members)))
     final, first, compile_s, times, loads, recompiles = time_program(program.chunk, states, repeats, f"IQL x{members}")
     check_updates(f"IQL x{members}", states.agent.step, final.agent.step, (1 + repeats + len(recompiles)) * chunk_steps)
     unit = "updates/s" if members == 1 else "member-updates/s"
     config = f"2x256 MLPs, batch {batch_size}, obs {OBS_DIM}/act {ACTION_DIM}, {dataset.size // 1000}k random transitions, {members} seed{'s' if members > 1 else ''}, chunk {chunk_steps}"
-    return Result(f"IQL offline, {members} seed{'s' if members > 1 else ''}", config, first, compile_s, times, chunk_steps, members, unit, loads, recompiles)
+    return Result(
+        f"IQL offline, {members} seed{'s' if members > 1 else ''}",
+        config,
+        first,
+        compile_s,
+        times,
+        chunk_steps,
+        members,
+        unit,
+        loads,
+        recompiles,
+    )
 
 
 def iql_flops_per_update(batch_size: int) -> float | None:
@@ -315,7 +341,15 @@ def check_host_round_trips(chunk_steps: int, batch_size: int, eval_env) -> str:
     """
     dataset = random_dataset(1000)
     agent = IQL(hidden_dims=(256, 256)).configure(iql_spec(), 1_000_000)
-    program = build_offline_program(stack(agent, 1), dataset, ObsNormalizer.identity(OBS_DIM), eval_env, chunk_steps=chunk_steps, batch_size=batch_size, eval_episodes=1)
+    program = build_offline_program(
+        stack(agent, 1),
+        dataset,
+        ObsNormalizer.identity(OBS_DIM),
+        eval_env,
+        chunk_steps=chunk_steps,
+        batch_size=batch_size,
+        eval_episodes=1,
+    )
     states = program.init(seed_keys(1))
     text = jax.jit(program.chunk).lower(states, 0).compile().as_text()
     targets = sorted(set(re.findall(r'custom_call_target="([^"]+)"', text)))
@@ -324,7 +358,10 @@ def check_host_round_trips(chunk_steps: int, batch_size: int, eval_env) -> str:
         m = re.match(r"\s*(?:ROOT\s+)?%\S+\s*=\s*(.*)", line)
         if m and (op := re.search(r"([a-z][a-z0-9-]*)\(", m.group(1))):
             opcodes.append(op.group(1))
-    suspicious = sorted({op for op in opcodes if any(p in op for p in HOST_PATTERNS)} | {t for t in targets if any(p in t.lower() for p in HOST_PATTERNS)})
+    suspicious = sorted(
+        {op for op in opcodes if any(p in op for p in HOST_PATTERNS)}
+        | {t for t in targets if any(p in t.lower() for p in HOST_PATTERNS)}
+    )
     whiles = sum(op == "while" for op in opcodes)
     found = ", ".join(suspicious) if suspicious else "none"
     return f"host callbacks/transfers in the compiled IQL chunk: {found}; while loops: {whiles}; custom calls: {', '.join(targets) or 'none'}"
@@ -351,7 +388,9 @@ def bench_sac_ours(chunk_steps: int, repeats: int, learning_starts: int, buffer_
     states = jax.block_until_ready(program.init(seed_keys(1)))
     # chunk 0 contains the `learning_starts` random steps; every later chunk makes one update per env step
     final, first, compile_s, times, loads, recompiles = time_program(program.chunk, states, repeats, "SAC (jaxrl)")
-    check_updates("SAC (jaxrl)", states.agent.step, final.agent.step, (1 + repeats + len(recompiles)) * chunk_steps - learning_starts)
+    check_updates(
+        "SAC (jaxrl)", states.agent.step, final.agent.step, (1 + repeats + len(recompiles)) * chunk_steps - learning_starts
+    )
     config = f"Pendulum-v1, 64x64, batch {batch_size}, 1 env, 1 update/env step, chunk {chunk_steps}"
     return Result("SAC online, jaxrl", config, first, compile_s, times, chunk_steps, 1, "env steps/s", loads, recompiles)
 
@@ -413,11 +452,20 @@ def bench_sac_rejax(chunk_steps: int, repeats: int, learning_starts: int, buffer
     algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))  # no evaluation inside train
     train = jax.jit(lambda ts: algo.train(train_state=ts))
     ts = jax.block_until_ready(jax.jit(algo.init_state)(jax.random.PRNGKey(0)))
-    final, first, compile_s, times, loads, recompiles = time_program(lambda ts, i: train(ts), ts, repeats, f"SAC (rejax {version})")
+    final, first, compile_s, times, loads, recompiles = time_program(
+        lambda ts, i: train(ts), ts, repeats, f"SAC (rejax {version})"
+    )
     # rejax updates once global_step (counted after the env step) exceeds fill_buffer
-    check_updates(f"SAC (rejax {version})", ts.actor_ts.step, final.actor_ts.step, (1 + repeats + len(recompiles)) * chunk_steps - learning_starts)
+    check_updates(
+        f"SAC (rejax {version})",
+        ts.actor_ts.step,
+        final.actor_ts.step,
+        (1 + repeats + len(recompiles)) * chunk_steps - learning_starts,
+    )
     config = f"Pendulum-v1, 64x64, batch {batch_size}, 1 env, 1 update/env step, chunk {chunk_steps}"
-    return Result(f"SAC online, rejax {version}", config, first, compile_s, times, chunk_steps, 1, "env steps/s", loads, recompiles)
+    return Result(
+        f"SAC online, rejax {version}", config, first, compile_s, times, chunk_steps, 1, "env steps/s", loads, recompiles
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -457,7 +505,8 @@ def section(key: str, date: str, info: dict, command: str, body: str, notes: lis
         "",
         f"- date (UTC): {date}",
         f"- machine: {info['cpu']} ({info['cores']} cores available; {flags}), Python {info['python']}",
-        f"- jax {info['jax']}, backend `{info['backend']}`, device {info['device']} x{info['devices']}" + (f", XLA_FLAGS=`{info['xla_flags']}`" if info["xla_flags"] else ""),
+        f"- jax {info['jax']}, backend `{info['backend']}`, device {info['device']} x{info['devices']}"
+        + (f", XLA_FLAGS=`{info['xla_flags']}`" if info["xla_flags"] else ""),
         f"- command: `{command}`",
         "",
         body,
@@ -493,19 +542,36 @@ def utc_date() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: short chunks and 2 timed chunks per benchmark")
-    parser.add_argument("--write", action="store_true", help="record the result as a dated section of --output (make bench sets this)")
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file for --write (default: BENCHMARKS.md at the repo root)")
+    parser.add_argument(
+        "--write", action="store_true", help="record the result as a dated section of --output (make bench sets this)"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "BENCHMARKS.md",
+        help="markdown file for --write (default: BENCHMARKS.md at the repo root)",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed chunks per benchmark (default 5, quick 2)")
     parser.add_argument("--seeds", type=int, default=8, help="vmapped seeds of the multi-seed IQL benchmark")
     parser.add_argument("--iql-chunk", type=int, default=None, help="updates per chunk, 1 seed (default 1000, quick 200)")
     parser.add_argument("--iql-chunk-multi", type=int, default=None, help="updates per chunk, multi-seed (default 250, quick 50)")
     parser.add_argument("--dataset-size", type=int, default=100_000, help="random transitions in the IQL dataset")
     parser.add_argument("--sac-chunk", type=int, default=None, help="env steps per SAC chunk (default 5000, quick 1000)")
-    parser.add_argument("--learning-starts", type=int, default=None, help="random env steps before SAC updates (default 1000, quick 500)")
+    parser.add_argument(
+        "--learning-starts", type=int, default=None, help="random env steps before SAC updates (default 1000, quick 500)"
+    )
     parser.add_argument("--buffer-size", type=int, default=100_000, help="SAC replay buffer capacity (ours and rejax)")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S", help="before each benchmark, wait up to S seconds for other processes to go quiet")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["iql", "iql-multi", "sac", "rejax", "hlo"], help="benchmarks to leave out")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each benchmark, wait up to S seconds for other processes to go quiet",
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["iql", "iql-multi", "sac", "rejax", "hlo"], help="benchmarks to leave out"
+    )
     args = parser.parse_args(argv)
 
     quick = args.quick
@@ -517,10 +583,15 @@ def main(argv: list[str] | None = None) -> int:
     if learning_starts > sac_chunk:
         parser.error("--learning-starts must be <= --sac-chunk so that every timed SAC chunk makes one update per env step")
 
-    command = "python scripts/bench.py" + ("" if not (argv if argv is not None else sys.argv[1:]) else " " + shlex.join(argv if argv is not None else sys.argv[1:]))
+    command = "python scripts/bench.py" + (
+        "" if not (argv if argv is not None else sys.argv[1:]) else " " + shlex.join(argv if argv is not None else sys.argv[1:])
+    )
     info = machine_info()
     date = utc_date()
-    print(f"{date} | {info['cpu']} | {info['cores']} cores | jax {info['jax']} ({info['backend']}, {info['device']}) | load average {loadavg()}", flush=True)
+    print(
+        f"{date} | {info['cpu']} | {info['cores']} cores | jax {info['jax']} ({info['backend']}, {info['device']}) | load average {loadavg()}",
+        flush=True,
+    )
 
     results: list[Result] = []
     notes: list[str] = []
@@ -530,7 +601,9 @@ def main(argv: list[str] | None = None) -> int:
         dataset = random_dataset(args.dataset_size)
         flops = iql_flops_per_update(args.batch_size)
         if flops:
-            notes.append(f"IQL update: {flops / 1e6:.0f} MFLOP per update (XLA cost analysis of one seed's update, batch {args.batch_size})")
+            notes.append(
+                f"IQL update: {flops / 1e6:.0f} MFLOP per update (XLA cost analysis of one seed's update, batch {args.batch_size})"
+            )
         if "iql" not in args.skip:
             print("IQL offline, 1 seed", flush=True)
             wait_quiet(args.wait_quiet)

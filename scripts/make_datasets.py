@@ -1,6 +1,6 @@
 """Generate (or find in the cache) a D4RL-style dataset suite for an environment.
 
-    python scripts/make_datasets.py --env gymnax/Pendulum-v1 --profile default --seed 0
+python scripts/make_datasets.py --env gymnax/Pendulum-v1 --profile default --seed 0
 """
 
 from __future__ import annotations

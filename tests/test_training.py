@@ -22,14 +22,35 @@ def assert_trees_equal(a, b, rtol=0.0):
 
 
 def small_offline(tmp_path, path, name, **overrides):
-    kwargs = dict(agent=IQL(hidden_dims=TINY), dataset=str(path), seeds=2, steps=400, chunk_steps=100, batch_size=64,
-                  eval_every=2, eval_episodes=2, checkpoint_every=1, run_dir=str(tmp_path / name), progress=False)
+    kwargs = dict(
+        agent=IQL(hidden_dims=TINY),
+        dataset=str(path),
+        seeds=2,
+        steps=400,
+        chunk_steps=100,
+        batch_size=64,
+        eval_every=2,
+        eval_episodes=2,
+        checkpoint_every=1,
+        run_dir=str(tmp_path / name),
+        progress=False,
+    )
     return TrainConfig(**(kwargs | overrides))
 
 
 def test_sac_learns_pendulum(tmp_path):
-    cfg = TrainConfig(agent=SAC(hidden_dims=(64, 64)), seeds=1, steps=10_000, chunk_steps=2_000, eval_every=5,
-                      eval_episodes=10, learning_starts=1_000, buffer_size=10_000, run_dir=str(tmp_path / "sac"), progress=False)
+    cfg = TrainConfig(
+        agent=SAC(hidden_dims=(64, 64)),
+        seeds=1,
+        steps=10_000,
+        chunk_steps=2_000,
+        eval_every=5,
+        eval_episodes=10,
+        learning_starts=1_000,
+        buffer_size=10_000,
+        run_dir=str(tmp_path / "sac"),
+        progress=False,
+    )
     result = train(cfg)
     # A uniformly random policy scores about -1200 on Pendulum; a swing-up policy about -150.
     assert result.final_rows[0]["eval_return"] > -400
@@ -51,13 +72,17 @@ def test_sweep_member_equals_single_run(tmp_path, random_pendulum_file):
     swept = train(small_offline(tmp_path, random_pendulum_file, "sweep", sweep=("beta=1,10",)))
     members = [(r["seed"], r["beta"]) for r in swept.final_rows]
     assert members == [(0, 1.0), (1, 1.0), (0, 10.0), (1, 10.0)]
-    alone = train(small_offline(tmp_path, random_pendulum_file, "alone", agent=IQL(hidden_dims=TINY, beta=10.0), seeds=1, first_seed=1))
+    alone = train(
+        small_offline(tmp_path, random_pendulum_file, "alone", agent=IQL(hidden_dims=TINY, beta=10.0), seeds=1, first_seed=1)
+    )
     member = jax.tree.map(lambda x: x[3], swept.states.agent)
     assert_trees_equal(member, jax.tree.map(lambda x: x[0], alone.states.agent), rtol=1e-4)
     # vmapping batches the matmuls, which may reorder float sums: equal to float tolerance, not bitwise.
     # And the hyperparameter really changed the result:
     other = jax.tree.map(lambda x: x[1], swept.states.agent)
-    assert not np.allclose(other.actor.params["params"]["MLP_0"]["Dense_0"]["kernel"], member.actor.params["params"]["MLP_0"]["Dense_0"]["kernel"])
+    assert not np.allclose(
+        other.actor.params["params"]["MLP_0"]["Dense_0"]["kernel"], member.actor.params["params"]["MLP_0"]["Dense_0"]["kernel"]
+    )
 
 
 @pytest.mark.parametrize("online", [False, True], ids=["offline-iql", "online-sac"])
@@ -108,8 +133,14 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, random_pendul
 
 def test_real_divergence_is_detected(tmp_path):
     n = 500
-    data = Dataset.from_numpy(observations=np.zeros((n, 3)), actions=np.zeros((n, 1)), rewards=np.full(n, 3e38),
-                              next_observations=np.zeros((n, 3)), terminals=np.zeros(n), timeouts=np.zeros(n))
+    data = Dataset.from_numpy(
+        observations=np.zeros((n, 3)),
+        actions=np.zeros((n, 1)),
+        rewards=np.full(n, 3e38),
+        next_observations=np.zeros((n, 3)),
+        terminals=np.zeros(n),
+        timeouts=np.zeros(n),
+    )
     path = save_dataset(tmp_path / "huge.npz", data)
     cfg = small_offline(tmp_path, path, "huge", normalize_rewards=False, steps=200)
     with pytest.raises(TrainingDiverged, match="diverged in the first chunk"):

@@ -16,7 +16,9 @@ def make_agent(name: str, **hyperparameters) -> Agent:
     cls = AGENTS[name]
     unknown = set(hyperparameters) - set(cls.__dataclass_fields__)
     if unknown:
-        raise ConfigError(f"{name} has no hyperparameter {sorted(unknown)[0]!r}; it has: {', '.join(sorted(cls.__dataclass_fields__))}")
+        raise ConfigError(
+            f"{name} has no hyperparameter {sorted(unknown)[0]!r}; it has: {', '.join(sorted(cls.__dataclass_fields__))}"
+        )
     return cls(**hyperparameters)
 
 

@@ -29,7 +29,9 @@ class ConfigError(ValueError):
 
 def hyperparameter(default: float, *, low: float | None = None, high: float | None = None, low_open: bool = True, help: str = ""):
     """A float hyperparameter: a pytree leaf (vmappable), range-checked by `Agent.validate`."""
-    return struct.field(pytree_node=True, default=default, metadata={"low": low, "high": high, "low_open": low_open, "help": help})
+    return struct.field(
+        pytree_node=True, default=default, metadata={"low": low, "high": high, "low_open": low_open, "help": help}
+    )
 
 
 def static(default: Any, *, help: str = ""):
@@ -60,7 +62,12 @@ class Agent(struct.PyTreeNode):
                 value = getattr(self, f.name)
                 if isinstance(value, tuple) and not all(isinstance(v, int) and v > 0 for v in value):
                     raise ConfigError(f"{self.name}.{f.name} must be positive integers, got {value!r}")
-                if isinstance(value, int) and not isinstance(value, bool) and f.name not in ("obs_dim", "action_dim") and value <= 0:
+                if (
+                    isinstance(value, int)
+                    and not isinstance(value, bool)
+                    and f.name not in ("obs_dim", "action_dim")
+                    and value <= 0
+                ):
                     raise ConfigError(f"{self.name}.{f.name} must be positive, got {value!r}")
                 continue
             values = np.atleast_1d(np.asarray(jax.device_get(getattr(self, f.name)), dtype=np.float64))

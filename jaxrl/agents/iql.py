@@ -14,9 +14,10 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxrl import losses
-from jaxrl.agents.base import Agent, fraction, hyperparameter, positive, static
+from jaxrl.agents.base import hyperparameter, positive, static
+from jaxrl.agents.critic import CriticAgent
 from jaxrl.agents.regression import make_actor, regression_act, weighted_regression_loss
-from jaxrl.networks import CriticEnsemble, ValueNet
+from jaxrl.networks import ValueNet
 from jaxrl.optim import Trainable, cosine_decay
 
 
@@ -29,16 +30,10 @@ class IQLState:
     step: jax.Array
 
 
-class IQL(Agent):
-    hidden_dims: tuple[int, ...] = static((256, 256), help="hidden layer widths of every network")
-    num_critics: int = static(2, help="critics in the Q ensemble")
+class IQL(CriticAgent):
     deterministic_actor: bool = static(False, help="MSE actor instead of Gaussian log-likelihood")
     cosine_actor_lr: bool = static(True, help="decay the actor learning rate to 0 with a cosine")
-    actor_lr: float = positive(3e-4)
-    critic_lr: float = positive(3e-4)
     value_lr: float = positive(3e-4)
-    gamma: float = fraction(0.99, help="discount")
-    tau: float = fraction(0.005, help="Polyak rate of the target critics")
     expectile: float = hyperparameter(0.7, low=0.0, high=1.0, help="expectile of the value regression")
     beta: float = hyperparameter(3.0, low=0.0, low_open=False, help="inverse temperature of the advantage weights")
     max_weight: float = positive(100.0, help="clip of the advantage weights")
@@ -50,21 +45,17 @@ class IQL(Agent):
         return make_actor(self.hidden_dims, self.action_dim, self.deterministic_actor)
 
     @property
-    def critic_net(self):
-        return CriticEnsemble(self.hidden_dims, self.num_critics)
-
-    @property
     def value_net(self):
         return ValueNet(self.hidden_dims)
 
     def init(self, key) -> IQLState:
         k_actor, k_critic, k_value = jax.random.split(key, 3)
-        obs, act = jnp.zeros((1, self.obs_dim)), jnp.zeros((1, self.action_dim))
-        critic = self.critic_net.init(k_critic, obs, act)
+        obs = jnp.zeros((1, self.obs_dim))
+        critic = self.init_critic(k_critic)
         return IQLState(
             actor=Trainable.create(self.actor_net.init(k_actor, obs)),
-            critic=Trainable.create(critic),
-            target_critic_params=critic,
+            critic=critic,
+            target_critic_params=critic.params,
             value=Trainable.create(self.value_net.init(k_value, obs)),
             step=jnp.zeros((), jnp.int32),
         )
@@ -97,13 +88,7 @@ class IQL(Agent):
 
         next_v = self.value_net.apply(value.params, batch.next_observations)
         target = losses.td_target(batch.rewards, batch.terminals, next_v, self.gamma)
-
-        def critic_loss(params):
-            qs = self.critic_net.apply(params, batch.observations, batch.actions)
-            return self.critic_loss(qs - target).mean(axis=1).sum(), qs
-
-        (q_loss, qs), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic.params)
-        critic = state.critic.apply_gradients(grads, self.critic_lr)
+        critic, q_loss, qs = self.fit_critic(state.critic, batch, target, self.critic_loss)
 
         new_state = IQLState(
             actor=actor,

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxrl import losses
-from jaxrl.agents.base import Agent, fraction, hyperparameter, positive, static
-from jaxrl.networks import CriticEnsemble, TanhGaussianActor, sample_tanh_gaussian
+from jaxrl.agents.base import hyperparameter, positive
+from jaxrl.agents.critic import CriticAgent
+from jaxrl.networks import TanhGaussianActor, sample_tanh_gaussian
 from jaxrl.optim import Trainable
 
 
@@ -23,14 +24,8 @@ class SACState:
     step: jax.Array
 
 
-class SAC(Agent):
-    hidden_dims: tuple[int, ...] = static((256, 256), help="hidden layer widths of actor and critics")
-    num_critics: int = static(2, help="critics in the Q ensemble (targets use their minimum)")
-    actor_lr: float = positive(3e-4)
-    critic_lr: float = positive(3e-4)
+class SAC(CriticAgent):
     alpha_lr: float = positive(3e-4)
-    gamma: float = fraction(0.99, help="discount")
-    tau: float = fraction(0.005, help="Polyak rate of the target critics")
     init_alpha: float = positive(1.0, help="initial entropy temperature")
     target_entropy_scale: float = hyperparameter(1.0, help="target entropy = -scale * action_dim")
 
@@ -40,18 +35,13 @@ class SAC(Agent):
     def actor_net(self):
         return TanhGaussianActor(self.hidden_dims, self.action_dim)
 
-    @property
-    def critic_net(self):
-        return CriticEnsemble(self.hidden_dims, self.num_critics)
-
     def init(self, key) -> SACState:
         k_actor, k_critic = jax.random.split(key)
-        obs, act = jnp.zeros((1, self.obs_dim)), jnp.zeros((1, self.action_dim))
-        critic = self.critic_net.init(k_critic, obs, act)
+        critic = self.init_critic(k_critic)
         return SACState(
-            actor=Trainable.create(self.actor_net.init(k_actor, obs)),
-            critic=Trainable.create(critic),
-            target_critic_params=critic,
+            actor=Trainable.create(self.actor_net.init(k_actor, jnp.zeros((1, self.obs_dim)))),
+            critic=critic,
+            target_critic_params=critic.params,
             log_alpha=Trainable.create(jnp.log(jnp.asarray(self.init_alpha, jnp.float32))),
             step=jnp.zeros((), jnp.int32),
         )
@@ -66,13 +56,7 @@ class SAC(Agent):
         next_action, next_log_prob = self.sample_action(state.actor.params, batch.next_observations, k_next)
         next_q = self.critic_net.apply(state.target_critic_params, batch.next_observations, next_action).min(axis=0)
         target = losses.td_target(batch.rewards, batch.terminals, next_q - alpha * next_log_prob, self.gamma)
-
-        def critic_loss(params):
-            qs = self.critic_net.apply(params, batch.observations, batch.actions)
-            return ((qs - target) ** 2).mean(axis=1).sum(), qs
-
-        (q_loss, qs), grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic.params)
-        critic = state.critic.apply_gradients(grads, self.critic_lr)
+        critic, q_loss, qs = self.fit_critic(state.critic, batch, target)
 
         def actor_loss(params):
             action, log_prob = self.sample_action(params, batch.observations, k_pi)
@@ -94,7 +78,14 @@ class SAC(Agent):
             log_alpha=log_alpha,
             step=state.step + 1,
         )
-        metrics = {"critic_loss": q_loss, "actor_loss": pi_loss, "alpha_loss": alpha_loss, "alpha": alpha, "q_mean": qs.mean(), "entropy": -log_prob.mean()}
+        metrics = {
+            "critic_loss": q_loss,
+            "actor_loss": pi_loss,
+            "alpha_loss": alpha_loss,
+            "alpha": alpha,
+            "q_mean": qs.mean(),
+            "entropy": -log_prob.mean(),
+        }
         return new_state, metrics
 
     def act(self, state: SACState, obs, key, deterministic: bool = False):

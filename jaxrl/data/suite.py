@@ -97,7 +97,9 @@ def _concat(*datasets: Dataset) -> Dataset:
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *datasets)
 
 
-def generate_suite(env_name: str, profile: str = "default", seed: int = 0, root: Path | None = None, verbose: bool = True) -> Path:
+def generate_suite(
+    env_name: str, profile: str = "default", seed: int = 0, root: Path | None = None, verbose: bool = True
+) -> Path:
     """Generate (or reuse from the cache) every level of a suite; returns its directory."""
     from jaxrl.trainer import build_online_program
 
@@ -117,8 +119,15 @@ def generate_suite(env_name: str, profile: str = "default", seed: int = 0, root:
     agent = SAC(hidden_dims=prof.hidden_dims).configure(env.spec, prof.agent_steps)
     agents = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32)[None], agent)
     program = build_online_program(
-        agents, env, chunk_steps=prof.snapshot_every, num_envs=prof.num_envs, batch_size=256, utd=prof.utd,
-        learning_starts=min(1000, prof.agent_steps // 4), buffer_size=prof.agent_steps, eval_episodes=1,
+        agents,
+        env,
+        chunk_steps=prof.snapshot_every,
+        num_envs=prof.num_envs,
+        batch_size=256,
+        utd=prof.utd,
+        learning_starts=min(1000, prof.agent_steps // 4),
+        buffer_size=prof.agent_steps,
+        eval_episodes=1,
     )
     state = program.init(agent_key[None])
     snapshots = []
@@ -136,7 +145,9 @@ def generate_suite(env_name: str, profile: str = "default", seed: int = 0, root:
         return jax.random.uniform(key, (obs.shape[0], env.spec.action_dim), minval=-1.0, maxval=1.0)
 
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *snapshots)
-    score = jax.jit(jax.vmap(lambda s, k: evaluate_policy(env, policy_of(s, False), k, prof.eval_episodes).mean(), in_axes=(0, None)))
+    score = jax.jit(
+        jax.vmap(lambda s, k: evaluate_policy(env, policy_of(s, False), k, prof.eval_episodes).mean(), in_axes=(0, None))
+    )
     snapshot_returns = np.asarray(score(stacked, eval_key))
     random_return = float(jax.jit(lambda k: evaluate_policy(env, random_policy, k, prof.eval_episodes).mean())(eval_key))
     expert_idx = int(np.argmax(snapshot_returns))
@@ -144,13 +155,17 @@ def generate_suite(env_name: str, profile: str = "default", seed: int = 0, root:
     target = random_return + prof.medium_fraction * (expert_return - random_return)
     medium_idx = int(np.argmin(np.abs(snapshot_returns - target)))
     medium_steps = (medium_idx + 1) * prof.snapshot_every
-    log(f"[{env_name}] random {random_return:.1f}, medium {snapshot_returns[medium_idx]:.1f} (step {medium_steps}), expert {expert_return:.1f} (step {(expert_idx + 1) * prof.snapshot_every})")
+    log(
+        f"[{env_name}] random {random_return:.1f}, medium {snapshot_returns[medium_idx]:.1f} (step {medium_steps}), expert {expert_return:.1f} (step {(expert_idx + 1) * prof.snapshot_every})"
+    )
 
     # 3. Collect the levels. The replay levels are the buffer in time order, one env after another.
     def replay(n_steps):
         rows = n_steps // prof.num_envs * prof.num_envs
         data = jax.tree.map(lambda x: x[:rows], buffer.data)
-        data = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // prof.num_envs, prof.num_envs, *x.shape[1:]), 0, 1).reshape(x.shape), data)
+        data = jax.tree.map(
+            lambda x: jnp.swapaxes(x.reshape(rows // prof.num_envs, prof.num_envs, *x.shape[1:]), 0, 1).reshape(x.shape), data
+        )
         return data.replace(timeouts=data.timeouts.at[-1].set(1.0 - data.terminals[-1]))
 
     k_random, k_medium, k_expert = jax.random.split(collect_key, 3)
@@ -164,16 +179,37 @@ def generate_suite(env_name: str, profile: str = "default", seed: int = 0, root:
     }
     datasets["medium-expert"] = _concat(datasets["medium"], datasets["expert"])
     common = {
-        "env": env_name, "profile": profile, "seed": seed, "generator": "SAC", "format": SUITE_FORMAT,
-        "ref_min_score": random_return, "ref_max_score": expert_return,
-        "medium_return": float(snapshot_returns[medium_idx]), "medium_steps": medium_steps,
+        "env": env_name,
+        "profile": profile,
+        "seed": seed,
+        "generator": "SAC",
+        "format": SUITE_FORMAT,
+        "ref_min_score": random_return,
+        "ref_max_score": expert_return,
+        "medium_return": float(snapshot_returns[medium_idx]),
+        "medium_steps": medium_steps,
     }
     for level, data in datasets.items():
         returns = data.episode_returns()
-        meta = {**common, "level": level, "num_transitions": data.size, "num_episodes": len(returns), "mean_episode_return": float(returns.mean())}
+        meta = {
+            **common,
+            "level": level,
+            "num_transitions": data.size,
+            "num_episodes": len(returns),
+            "mean_episode_return": float(returns.mean()),
+        }
         save_dataset(out / f"{level}.hdf5", data, meta)
-    info_path.write_text(json.dumps({**common, "profile_settings": asdict(prof), "snapshot_returns": snapshot_returns.tolist(),
-                                     "seconds": time.perf_counter() - t0}, indent=2))
+    info_path.write_text(
+        json.dumps(
+            {
+                **common,
+                "profile_settings": asdict(prof),
+                "snapshot_returns": snapshot_returns.tolist(),
+                "seconds": time.perf_counter() - t0,
+            },
+            indent=2,
+        )
+    )
     log(f"[{env_name}] wrote {len(datasets)} datasets to {out} in {time.perf_counter() - t0:.0f} s")
     return out
 

@@ -1,0 +1,36 @@
+"""What every agent with a Q-ensemble shares: its fields, its networks and the TD fit of the critics."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxrl.agents.base import Agent, fraction, positive, static
+from jaxrl.networks import CriticEnsemble
+from jaxrl.optim import Trainable
+
+
+class CriticAgent(Agent):
+    hidden_dims: tuple[int, ...] = static((256, 256), help="hidden layer widths of every network")
+    num_critics: int = static(2, help="critics in the Q ensemble")
+    actor_lr: float = positive(3e-4)
+    critic_lr: float = positive(3e-4)
+    gamma: float = fraction(0.99, help="discount")
+    tau: float = fraction(0.005, help="Polyak rate of the target critics")
+
+    @property
+    def critic_net(self):
+        return CriticEnsemble(self.hidden_dims, self.num_critics)
+
+    def init_critic(self, key) -> Trainable:
+        return Trainable.create(self.critic_net.init(key, jnp.zeros((1, self.obs_dim)), jnp.zeros((1, self.action_dim))))
+
+    def fit_critic(self, critic: Trainable, batch, target, elementwise_loss=jnp.square):
+        """One gradient step of every critic towards `target`; the loss sums over critics, averages over the batch."""
+
+        def loss_fn(params):
+            qs = self.critic_net.apply(params, batch.observations, batch.actions)
+            return elementwise_loss(qs - target).mean(axis=1).sum(), qs
+
+        (loss, qs), grads = jax.value_and_grad(loss_fn, has_aux=True)(critic.params)
+        return critic.apply_gradients(grads, self.critic_lr), loss, qs
