@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import re
@@ -230,17 +231,23 @@ def wait_quiet(max_seconds: float, threshold: float = 0.25) -> None:
     """Wait (up to `max_seconds`) until other processes use less than `threshold` cores over one second."""
     if max_seconds <= 0 or not LoadMeter().available:
         return
-    deadline = time.perf_counter() + max_seconds
+    start = time.perf_counter()
+    last_message = -math.inf
     while True:
         with LoadMeter() as meter:
             time.sleep(1.0)
+        waited = time.perf_counter() - start
         if meter.background < threshold:
+            if waited > 2:
+                print(f"  quiet after {waited:.0f} s", flush=True)
             return
-        if time.perf_counter() > deadline:
+        if waited > max_seconds:
             print(f"  machine still busy ({meter.background:.2f} cores of background load); measuring anyway", flush=True)
             return
-        print(f"  waiting for a quiet machine ({meter.background:.2f} cores of background load)", flush=True)
-        time.sleep(4.0)
+        if waited - last_message >= 30:
+            print(f"  waiting for a quiet machine ({meter.background:.2f} cores of background load)", flush=True)
+            last_message = waited
+        time.sleep(2.0)
 
 
 def check_updates(label: str, before, after, expected: int) -> None:

@@ -179,3 +179,33 @@ def test_cli_help_lists_algorithms(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "iql" in out and "sac" in out and "--sweep" in out
+
+
+def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_file):
+    """SIGKILL the training process while it writes its third checkpoint, then resume it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    args = ["--dataset", str(random_pendulum_file), "--seeds", "2", "--steps", "600", "--chunk-steps", "100",
+            "--batch-size", "64", "--eval-every", "2", "--eval-episodes", "2", "--checkpoint-every", "1",
+            "--run-dir", str(tmp_path / "killed"), "--no-progress", "iql", "--hidden-dims", "32", "32"]  # fmt: skip
+    script = textwrap.dedent(f"""
+        import os, signal
+        import jaxrl.checkpoint as checkpoint
+        save, saves = checkpoint.Checkpointer.save, []
+        def save_then_die(self, step, state):
+            save(self, step, state)
+            saves.append(step)
+            if len(saves) == 3:  # no wait(): the process dies while Orbax may still be writing
+                os.kill(os.getpid(), signal.SIGKILL)
+        checkpoint.Checkpointer.save = save_then_die
+        from jaxrl.train import main
+        main({args!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert Checkpointer(tmp_path / "killed" / "checkpoints").latest_step() in (200, 300)
+    resumed = train(small_offline(tmp_path, random_pendulum_file, "killed", steps=600, resume=True))
+    full = train(small_offline(tmp_path, random_pendulum_file, "full", steps=600))
+    assert_trees_equal(full.states, resumed.states)
