@@ -8,6 +8,7 @@ which reports it separately as truncation (a truncated transition must still be 
 from __future__ import annotations
 
 import gymnax
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -34,6 +35,9 @@ class GymnaxEnv(Env):
 
     def reset(self, key, params=None):
         obs, state = self._env.reset_env(key, self._params(params))
+        # Some gymnax resets return weakly typed leaves (Pendulum's last_u) that turn strong after a
+        # step; a state whose types change between calls makes every jitted consumer compile twice.
+        state = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), state)
         return obs.astype(jnp.float32), state
 
     def step(self, key, state, action, params=None):

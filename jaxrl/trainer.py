@@ -41,6 +41,7 @@ class Program:
     chunk: Callable
     evaluate: Callable
     steps_per_chunk: int
+    compiled_chunk: Any = None  # the jitted function behind `chunk` (to inspect its compilations)
 
 
 @struct.dataclass
@@ -108,6 +109,7 @@ def build_offline_program(
         chunk=chunk_fn,
         evaluate=lambda states, key: evaluate(agents, states, key),
         steps_per_chunk=chunk_steps,
+        compiled_chunk=members,
     )
 
 
@@ -191,14 +193,15 @@ def build_online_program(
         metrics["episode_return"] = return_sums.sum() / counts.sum()  # NaN when no episode ended
         return state, metrics
 
-    members = jax.vmap(chunk, in_axes=(0, 0, None))
+    members = jax.jit(lambda states, index: jax.vmap(chunk, in_axes=(0, 0, None))(agents, states, index))
     evaluate = _evaluator(env, eval_episodes)
     return Program(
         agents=agents,
         init=jax.jit(lambda keys: jax.vmap(init)(agents, keys)),
-        chunk=jax.jit(lambda states, index: members(agents, states, index)),
+        chunk=members,
         evaluate=lambda states, key: evaluate(agents, states, key),
         steps_per_chunk=chunk_steps,
+        compiled_chunk=members,
     )
 
 

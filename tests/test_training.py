@@ -209,3 +209,27 @@ def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_fil
     resumed = train(small_offline(tmp_path, random_pendulum_file, "killed", steps=600, resume=True))
     full = train(small_offline(tmp_path, random_pendulum_file, "full", steps=600))
     assert_trees_equal(full.states, resumed.states)
+
+
+@pytest.mark.parametrize("online", [False, True], ids=["offline", "online"])
+def test_chunks_compile_once(random_pendulum_file, pendulum, online):
+    """The state a chunk returns has exactly the types it takes: the host loop never recompiles."""
+    from jaxrl.data import ObsNormalizer, load_dataset
+    from jaxrl.sweep import stack_agents
+    from jaxrl.trainer import build_offline_program, build_online_program
+
+    agent = (SAC if online else IQL)(hidden_dims=(8, 8)).configure(pendulum.spec, 300)
+    agents = stack_agents(agent, [{"seed": 0}, {"seed": 1}])
+    if online:
+        program = build_online_program(agents, pendulum, chunk_steps=100, num_envs=2, batch_size=16, utd=1,
+                                       learning_starts=50, buffer_size=500, eval_episodes=1)  # fmt: skip
+    else:
+        dataset, _ = load_dataset(random_pendulum_file)
+        program = build_offline_program(agents, dataset, ObsNormalizer.identity(3), pendulum, chunk_steps=100,
+                                        batch_size=16, eval_episodes=1)  # fmt: skip
+    states = program.init(jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)]))
+    before = jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), states)
+    for index in range(3):
+        states, _ = program.chunk(states, index)
+    assert jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), states) == before
+    assert program.compiled_chunk._cache_size() == 1
