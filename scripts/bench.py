@@ -3,6 +3,7 @@
     python scripts/bench.py                  # default: a few minutes on a 2-core CPU, prints a table
     python scripts/bench.py --quick          # smoke run: short chunks, fewer repeats
     python scripts/bench.py --write          # also record the result as a dated section of BENCHMARKS.md
+    python scripts/bench.py --output F.md    # ... of F.md (what `make bench` runs, with F.md = BENCHMARKS.md)
 
 Measured:
   1. IQL offline updates/s (2x256 MLPs, batch 256, obs 17 / action 6, 100k random transitions) through
@@ -162,7 +163,7 @@ class CompileMeter:
     def _listen(self, event, duration, **kwargs):
         if event in self.EVENTS:
             self.seconds += duration
-            self.compiles += event == self.EVENTS[-1]
+            self.compiles += 1  # any trace or compile (a persistent-cache hit still traces)
 
     def reset(self):
         self.seconds, self.compiles = 0.0, 0
@@ -183,6 +184,23 @@ class Result:
     unit: str = "updates/s"
     background: list[float] = field(default_factory=list)
     recompiles: list[str] = field(default_factory=list)
+    discarded: int = 0
+
+    @classmethod
+    def of(cls, name: str, config: str, timing: Timing, steps_per_chunk: int, members: int, unit: str) -> "Result":
+        return cls(
+            name,
+            config,
+            timing.first_call_s,
+            timing.compile_s,
+            timing.chunk_s,
+            steps_per_chunk,
+            members,
+            unit,
+            timing.background,
+            timing.recompiles,
+            timing.discarded,
+        )
 
     @property
     def rates(self) -> list[float]:
@@ -193,19 +211,36 @@ class Result:
         return self.steps_per_chunk / statistics.median(self.chunk_s)
 
 
-def time_program(call, state, repeats: int, label: str, max_recompiles: int = 2):
+@dataclass
+class Timing:
+    state: object  # the state after the last call
+    first_call_s: float
+    compile_s: float
+    chunk_s: list[float]
+    background: list[float]
+    recompiles: list[str]
+    discarded: int  # timed chunks dropped because other processes were busy (only with --wait-quiet)
+    calls: int  # chunks run in all, first call included
+
+
+def time_program(
+    call, state, repeats: int, label: str, quiet_wait: float = 0.0, max_recompiles: int = 2, busy: float = 0.5
+) -> Timing:
     """Call `call(state, index) -> (state, aux)` once to compile, then until `repeats` chunks ran without compiling.
 
-    Returns (first call s, compile s, [chunk s], [background cores], [recompile notes]). A timed call that
-    compiled (e.g. because the state's types changed after the first chunk) is reported and not counted.
+    A timed call that compiled (e.g. because the state's types changed after the first chunk) is reported
+    and not counted. With `quiet_wait` > 0, a timed call during which other processes used more than
+    `busy` cores is dropped too (at most 2 x `repeats` times), after waiting for the machine to go quiet.
     """
+    initial = state
     COMPILES.reset()
     t = time.perf_counter()
     state, _ = jax.block_until_ready(call(state, 0))
     first = time.perf_counter() - t
     compile_s = COMPILES.seconds
     print(f"  {label} first call: {first:.2f} s (compile {compile_s:.2f} s)", flush=True)
-    times, loads, recompiles = [], [], []
+    changed = type_changes(initial, state)
+    times, loads, recompiles, discarded = [], [], [], 0
     index = 1
     while len(times) < repeats:
         COMPILES.reset()
@@ -216,15 +251,41 @@ def time_program(call, state, repeats: int, label: str, max_recompiles: int = 2)
         index += 1
         if COMPILES.compiles:
             compile_s += COMPILES.seconds
-            recompiles.append(f"call {index} recompiled ({COMPILES.seconds:.1f} s of {dt:.1f} s)")
+            cause = f": the first call changed the type of {changed}" if changed and len(recompiles) == 0 else ""
+            recompiles.append(f"call {index} recompiled ({COMPILES.seconds:.1f} s of {dt:.1f} s){cause}")
             print(f"  {label} call {index}: {dt:.2f} s, RECOMPILED ({COMPILES.seconds:.2f} s compiling); not counted", flush=True)
             if len(recompiles) > max_recompiles:
                 raise RuntimeError(f"{label}: the program recompiles on every call")
             continue
+        if quiet_wait > 0 and meter.background > busy and discarded < 2 * repeats:
+            discarded += 1
+            print(
+                f"  {label} call {index}: {dt:.2f} s with {meter.background:.2f} cores of background load; not counted",
+                flush=True,
+            )
+            wait_quiet(quiet_wait)
+            continue
         times.append(dt)
         loads.append(meter.background)
         print(f"  {label} chunk {len(times)}/{repeats}: {dt:.2f} s (background load {meter.background:.2f} cores)", flush=True)
-    return state, first, compile_s, times, loads, recompiles
+    return Timing(state, first, compile_s, times, loads, recompiles, discarded, index)
+
+
+def type_changes(before, after, limit: int = 3) -> str:
+    """The state leaves whose dtype, shape or weak type differ between two states (which forces a recompile)."""
+
+    def describe(x):
+        x = jnp.asarray(x) if not hasattr(x, "dtype") else x
+        return f"{x.dtype}{list(x.shape)}" + ("(weak)" if getattr(x, "weak_type", False) else "")
+
+    try:
+        pairs = zip(jax.tree_util.tree_leaves_with_path(before), jax.tree_util.tree_leaves(after), strict=True)
+    except ValueError:
+        return "the state's tree structure"
+    diffs = [
+        f"`{jax.tree_util.keystr(path)}` {describe(a)} -> {describe(b)}" for (path, a), b in pairs if describe(a) != describe(b)
+    ]
+    return ", ".join(diffs[:limit]) + (f" and {len(diffs) - limit} more" if len(diffs) > limit else "")
 
 
 def wait_quiet(max_seconds: float, threshold: float = 0.25) -> None:
@@ -293,7 +354,9 @@ def iql_spec():
     )
 
 
-def bench_iql(dataset: Dataset, members: int, chunk_steps: int, repeats: int, batch_size: int, eval_env) -> Result:
+def bench_iql(
+    dataset: Dataset, members: int, chunk_steps: int, repeats: int, batch_size: int, eval_env, quiet_wait: float
+) -> Result:
     agent = IQL(hidden_dims=(256, 256)).configure(iql_spec(), 1_000_000)
     program = build_offline_program(
         stack(agent, members),
@@ -305,22 +368,12 @@ def bench_iql(dataset: Dataset, members: int, chunk_steps: int, repeats: int, ba
         eval_episodes=1,
     )
     states = jax.block_until_ready(program.init(seed_keys(members)))
-    final, first, compile_s, times, loads, recompiles = time_program(program.chunk, states, repeats, f"IQL x{members}")
-    check_updates(f"IQL x{members}", states.agent.step, final.agent.step, (1 + repeats + len(recompiles)) * chunk_steps)
+    timing = time_program(program.chunk, states, repeats, f"IQL x{members}", quiet_wait)
+    check_updates(f"IQL x{members}", states.agent.step, timing.state.agent.step, timing.calls * chunk_steps)
     unit = "updates/s" if members == 1 else "member-updates/s"
-    config = f"2x256 MLPs, batch {batch_size}, obs {OBS_DIM}/act {ACTION_DIM}, {dataset.size // 1000}k random transitions, {members} seed{'s' if members > 1 else ''}, chunk {chunk_steps}"
-    return Result(
-        f"IQL offline, {members} seed{'s' if members > 1 else ''}",
-        config,
-        first,
-        compile_s,
-        times,
-        chunk_steps,
-        members,
-        unit,
-        loads,
-        recompiles,
-    )
+    plural = "s" if members > 1 else ""
+    config = f"2x256 MLPs, batch {batch_size}, obs {OBS_DIM}/act {ACTION_DIM}, {dataset.size // 1000}k random transitions, {members} seed{plural}, chunk {chunk_steps}"
+    return Result.of(f"IQL offline, {members} seed{plural}", config, timing, chunk_steps, members, unit)
 
 
 def iql_flops_per_update(batch_size: int) -> float | None:
@@ -378,7 +431,9 @@ def check_host_round_trips(chunk_steps: int, batch_size: int, eval_env) -> str:
 # 2. SAC online, ours and rejax
 
 
-def bench_sac_ours(chunk_steps: int, repeats: int, learning_starts: int, buffer_size: int, batch_size: int) -> Result:
+def bench_sac_ours(
+    chunk_steps: int, repeats: int, learning_starts: int, buffer_size: int, batch_size: int, quiet_wait: float
+) -> Result:
     env = envs.make("gymnax/Pendulum-v1")
     agent = SAC(hidden_dims=(64, 64)).configure(env.spec, 1_000_000)
     program = build_online_program(
@@ -394,12 +449,10 @@ def bench_sac_ours(chunk_steps: int, repeats: int, learning_starts: int, buffer_
     )
     states = jax.block_until_ready(program.init(seed_keys(1)))
     # chunk 0 contains the `learning_starts` random steps; every later chunk makes one update per env step
-    final, first, compile_s, times, loads, recompiles = time_program(program.chunk, states, repeats, "SAC (jaxrl)")
-    check_updates(
-        "SAC (jaxrl)", states.agent.step, final.agent.step, (1 + repeats + len(recompiles)) * chunk_steps - learning_starts
-    )
+    timing = time_program(program.chunk, states, repeats, "SAC (jaxrl)", quiet_wait)
+    check_updates("SAC (jaxrl)", states.agent.step, timing.state.agent.step, timing.calls * chunk_steps - learning_starts)
     config = f"Pendulum-v1, 64x64, batch {batch_size}, 1 env, 1 update/env step, chunk {chunk_steps}"
-    return Result("SAC online, jaxrl", config, first, compile_s, times, chunk_steps, 1, "env steps/s", loads, recompiles)
+    return Result.of("SAC online, jaxrl", config, timing, chunk_steps, 1, "env steps/s")
 
 
 class FiveTupleStep:
@@ -423,7 +476,9 @@ class FiveTupleStep:
         return obs, state, reward, jnp.logical_or(terminated, truncated), info
 
 
-def bench_sac_rejax(chunk_steps: int, repeats: int, learning_starts: int, buffer_size: int, batch_size: int) -> Result | str:
+def bench_sac_rejax(
+    chunk_steps: int, repeats: int, learning_starts: int, buffer_size: int, batch_size: int, quiet_wait: float
+) -> Result | str:
     try:
         import gymnax
         import rejax
@@ -459,20 +514,13 @@ def bench_sac_rejax(chunk_steps: int, repeats: int, learning_starts: int, buffer
     algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))  # no evaluation inside train
     train = jax.jit(lambda ts: algo.train(train_state=ts))
     ts = jax.block_until_ready(jax.jit(algo.init_state)(jax.random.PRNGKey(0)))
-    final, first, compile_s, times, loads, recompiles = time_program(
-        lambda ts, i: train(ts), ts, repeats, f"SAC (rejax {version})"
-    )
+    timing = time_program(lambda ts, i: train(ts), ts, repeats, f"SAC (rejax {version})", quiet_wait)
     # rejax updates once global_step (counted after the env step) exceeds fill_buffer
     check_updates(
-        f"SAC (rejax {version})",
-        ts.actor_ts.step,
-        final.actor_ts.step,
-        (1 + repeats + len(recompiles)) * chunk_steps - learning_starts,
+        f"SAC (rejax {version})", ts.actor_ts.step, timing.state.actor_ts.step, timing.calls * chunk_steps - learning_starts
     )
     config = f"Pendulum-v1, 64x64, batch {batch_size}, 1 env, 1 update/env step, chunk {chunk_steps}"
-    return Result(
-        f"SAC online, rejax {version}", config, first, compile_s, times, chunk_steps, 1, "env steps/s", loads, recompiles
-    )
+    return Result.of(f"SAC online, rejax {version}", config, timing, chunk_steps, 1, "env steps/s")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -550,13 +598,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: short chunks and 2 timed chunks per benchmark")
     parser.add_argument(
-        "--write", action="store_true", help="record the result as a dated section of --output (make bench sets this)"
+        "--write", action="store_true", help="record the result as a dated section of BENCHMARKS.md at the repo root"
     )
     parser.add_argument(
         "--output",
         type=Path,
-        default=ROOT / "BENCHMARKS.md",
-        help="markdown file for --write (default: BENCHMARKS.md at the repo root)",
+        default=None,
+        help="record the result as a dated section of this markdown file (implies --write; make bench uses it)",
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed chunks per benchmark (default 5, quick 2)")
     parser.add_argument("--seeds", type=int, default=8, help="vmapped seeds of the multi-seed IQL benchmark")
@@ -572,9 +620,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wait-quiet",
         type=float,
-        default=0.0,
+        default=120.0,
         metavar="S",
-        help="before each benchmark, wait up to S seconds for other processes to go quiet",
+        help="before each benchmark, wait up to S seconds for other processes to go quiet, and re-run timed chunks "
+        "during which they used more than half a core (default 120; 0 measures whatever the load)",
     )
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["iql", "iql-multi", "sac", "rejax", "hlo"], help="benchmarks to leave out"
@@ -614,11 +663,11 @@ def main(argv: list[str] | None = None) -> int:
         if "iql" not in args.skip:
             print("IQL offline, 1 seed", flush=True)
             wait_quiet(args.wait_quiet)
-            results.append(bench_iql(dataset, 1, iql_chunk, repeats, args.batch_size, eval_env))
+            results.append(bench_iql(dataset, 1, iql_chunk, repeats, args.batch_size, eval_env, args.wait_quiet))
         if "iql-multi" not in args.skip:
             print(f"IQL offline, {args.seeds} vmapped seeds", flush=True)
             wait_quiet(args.wait_quiet)
-            results.append(bench_iql(dataset, args.seeds, iql_chunk_multi, repeats, args.batch_size, eval_env))
+            results.append(bench_iql(dataset, args.seeds, iql_chunk_multi, repeats, args.batch_size, eval_env, args.wait_quiet))
         if "hlo" not in args.skip:
             print("checking the compiled IQL chunk for host round trips", flush=True)
             finding = check_host_round_trips(iql_chunk, args.batch_size, eval_env)
@@ -629,12 +678,12 @@ def main(argv: list[str] | None = None) -> int:
     if "sac" not in args.skip:
         print("SAC online (jaxrl)", flush=True)
         wait_quiet(args.wait_quiet)
-        ours = bench_sac_ours(sac_chunk, repeats, learning_starts, args.buffer_size, args.batch_size)
+        ours = bench_sac_ours(sac_chunk, repeats, learning_starts, args.buffer_size, args.batch_size, args.wait_quiet)
         results.append(ours)
         if "rejax" not in args.skip:
             print("SAC online (rejax)", flush=True)
             wait_quiet(args.wait_quiet)
-            theirs = bench_sac_rejax(sac_chunk, repeats, learning_starts, args.buffer_size, args.batch_size)
+            theirs = bench_sac_rejax(sac_chunk, repeats, learning_starts, args.buffer_size, args.batch_size, args.wait_quiet)
             if isinstance(theirs, str):
                 print(f"  {theirs}")
                 notes.append(theirs)
@@ -643,11 +692,20 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = ours.rate / theirs.rate
                 notes.append(
                     "rejax SAC is timed the same way: `jax.jit` of `algo.train(train_state=ts)` for one chunk of env steps, resumed from the returned state, "
-                    f"with fill_buffer={learning_starts}, num_epochs=1, polyak=0.995 and evaluation replaced by a no-op"
+                    f"with fill_buffer={learning_starts}, num_epochs=1, polyak=0.995, buffer_size={args.buffer_size} and evaluation replaced by a no-op; "
+                    "its gymnax env is given the 5-tuple `step` that rejax 0.1.3 expects (gymnax 1.x returns 6 values)"
+                )
+                notes.append(
+                    "rejax 0.1.3 samples each minibatch without replacement (`jax.random.choice(..., replace=False, p=...)` over the whole "
+                    "buffer capacity), which costs O(buffer_size) per update; jaxrl samples with replacement (`randint` over the filled part)"
                 )
     for r in results:
         for rc in r.recompiles:
             notes.append(f"{r.name}: {rc}; that call is not counted and its compile time is included in the compile column")
+        if r.discarded:
+            notes.append(
+                f"{r.name}: {r.discarded} timed chunk(s) ran while other processes were busy and were dropped and re-run"
+            )
     notes.append(f"load average at the end of the run: {loadavg()}")
     if quick:
         notes.append("quick mode: short chunks, few repeats; indicative only")
@@ -657,10 +715,11 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     for n in notes:
         print(f"- {n}")
-    if args.write:
+    output = args.output or (ROOT / "BENCHMARKS.md" if args.write else None)
+    if output is not None:
         key = f"{date} {info['cpu']} {info['cores']}c {info['backend']}{' quick' if quick else ''}"
-        write_section(args.output, key, section(key, date, info, command, body, notes))
-        print(f"\nwrote a section to {args.output}")
+        write_section(output, key, section(key, date, info, command, body, notes))
+        print(f"\nwrote a section to {output}")
     return 0
 
 
