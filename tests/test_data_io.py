@@ -59,7 +59,7 @@ def test_round_trip(tmp_path, suffix):
 
     loaded, meta = load_dataset(path)
     out = loaded.to_numpy()
-    assert set(out) == set(arrays)
+    assert set(out) == set(arrays) | {"next_actions"}
     for key, value in arrays.items():
         np.testing.assert_array_equal(out[key], value, err_msg=key)
     assert out["terminals"].dtype == bool and out["timeouts"].dtype == bool
@@ -200,3 +200,20 @@ def test_obs_normalizer_from_dataset():
     np.testing.assert_allclose(norm.std, both.std(0) + 1e-3, rtol=1e-5)
     normalized = norm.apply(dataset)
     np.testing.assert_allclose(normalized.observations, (arrays["observations"] - norm.mean) / norm.std, rtol=1e-5)
+
+
+def test_next_actions_follow_the_episode():
+    # rows 0-1-2 are one episode (ends in a timeout at 2), row 3 starts another and terminates.
+    obs = np.array([[0.0], [1.0], [2.0], [10.0]])
+    arrays = {
+        "observations": obs,
+        "next_observations": np.array([[1.0], [2.0], [3.0], [11.0]]),
+        "actions": np.array([[0.1], [0.2], [0.3], [0.4]]),
+        "terminals": np.array([False, False, False, True]),
+        "timeouts": np.array([False, False, True, False]),
+    }
+    from jaxrl.data.dataset import next_actions
+
+    np.testing.assert_array_equal(next_actions(arrays)[:, 0], [0.2, 0.3, 0.3, 0.4])
+    arrays["observations"] = np.array([[0.0], [1.0], [5.0], [10.0]])  # row 2 does not continue row 1
+    np.testing.assert_array_equal(next_actions(arrays)[:, 0], [0.2, 0.2, 0.3, 0.4])

@@ -22,6 +22,9 @@ class Dataset:
     next_observations: jax.Array
     terminals: jax.Array
     timeouts: jax.Array
+    # a' of the following row where that row continues the episode, else a (ReBRAC's critic penalty).
+    # Filled in by `load_dataset`; None for replay buffers and hand-built datasets.
+    next_actions: jax.Array | None = None
 
     @property
     def size(self) -> int:
@@ -33,7 +36,7 @@ class Dataset:
         return cls(**{k: jnp.asarray(v, cast.get(k, jnp.float32)) for k, v in arrays.items()})
 
     def to_numpy(self) -> dict[str, np.ndarray]:
-        out = {k: np.asarray(getattr(self, k)) for k in self.__dataclass_fields__}
+        out = {k: np.asarray(getattr(self, k)) for k in self.__dataclass_fields__ if getattr(self, k) is not None}
         out["terminals"] = out["terminals"].astype(bool)
         out["timeouts"] = out["timeouts"].astype(bool)
         return out
@@ -43,6 +46,16 @@ class Dataset:
         ends = np.asarray(self.terminals, bool) | np.asarray(self.timeouts, bool)
         episode_id = np.concatenate([[0], np.cumsum(ends)[:-1]])
         return np.bincount(episode_id, weights=np.asarray(self.rewards, np.float64))
+
+
+def next_actions(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The action of the next row wherever that row continues the same episode, else the row's own."""
+    actions = arrays["actions"]
+    ends = arrays["terminals"].astype(bool) | arrays["timeouts"].astype(bool)
+    continues = ~ends[:-1] & np.all(np.isclose(arrays["observations"][1:], arrays["next_observations"][:-1]), axis=1)
+    out = actions.copy()
+    out[:-1][continues] = actions[1:][continues]
+    return out
 
 
 def sample_batch(dataset: Dataset, key: jax.Array, batch_size: int) -> Dataset:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxrl.data.dataset import Dataset
+from jaxrl.data.dataset import Dataset, next_actions
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 FLOAT_KEYS = ("observations", "actions", "rewards", "next_observations")
@@ -148,6 +148,7 @@ def load_dataset(path: str | os.PathLike, spec=None) -> tuple[Dataset, dict[str,
         arrays = _qlearning_transitions(arrays)
         if len(arrays["observations"]) == 0:
             raise DatasetError(f"{path}: no complete transitions (every row ends an episode at a timeout)")
+    arrays["next_actions"] = next_actions(arrays)
     return Dataset.from_numpy(**arrays), metadata
 
 
