@@ -15,23 +15,45 @@ def evaluate_policy(env, policy: Callable, key: jax.Array, num_episodes: int, pa
     `env` is an auto-resetting environment from `envs.make`; `policy(obs, key) -> action` acts on a
     batch of observations. The scan runs for the time limit, which every episode reaches or ends before.
     """
+    return evaluate_policy_with_memory(
+        env, lambda obs, key, carry: (policy(obs, key), carry), key, num_episodes, params, init_carry=lambda obs: None
+    )
+
+
+def evaluate_policy_with_memory(
+    env,
+    policy: Callable,
+    key: jax.Array,
+    num_episodes: int,
+    params=None,
+    *,
+    init_carry: Callable,
+    observe: Callable | None = None,
+) -> jax.Array:
+    """As `evaluate_policy`, for policies that remember the episode so far (e.g. Decision Transformer).
+
+    `init_carry(first_obs) -> carry`, `policy(obs, key, carry) -> (action, carry)` and
+    `observe(carry, reward) -> carry` (called after every step) thread a carry through the episode.
+    Only the first episode of each parallel env counts, so the carry never needs a reset.
+    """
     reset_key, run_key = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_episodes), params)
+    observe = observe or (lambda carry, reward: carry)
 
     def step(carry, key):
-        obs, state, returns, finished = carry
+        obs, state, memory, returns, finished = carry
         act_key, env_key = jax.random.split(key)
-        action = policy(obs, act_key)
-        obs, state, _, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+        action, memory = policy(obs, act_key, memory)
+        obs, state, reward, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(env_key, num_episodes), state, action, params
         )
         first_end = info["episode_done"] & ~finished
         returns = jnp.where(first_end, info["episode_return"], returns)
-        return (obs, state, returns, finished | info["episode_done"]), None
+        return (obs, state, observe(memory, reward), returns, finished | info["episode_done"]), None
 
-    init = (obs, state, jnp.zeros(num_episodes), jnp.zeros(num_episodes, bool))
+    init = (obs, state, init_carry(obs), jnp.zeros(num_episodes), jnp.zeros(num_episodes, bool))
     keys = jax.random.split(run_key, env.spec.max_episode_steps)
-    (_, _, returns, _), _ = jax.lax.scan(step, init, keys)
+    (_, _, _, returns, _), _ = jax.lax.scan(step, init, keys)
     return returns
 
 

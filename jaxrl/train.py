@@ -145,11 +145,12 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.Run
     base: Agent = cfg.agent.configure(env.spec, cfg.steps)
     grid = parse_sweep(cfg.sweep, base)
     members = make_members(grid, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)))
-    agents = stack_agents(base, members).validate()
     num_chunks = cfg.steps // cfg.chunk_steps
 
     if cfg.offline:
         dataset, metadata = _load_offline(cfg, env.spec)
+        base = base.adapt_to_dataset(dataset, metadata)
+        agents = stack_agents(base, members).validate()
         if cfg.normalize_rewards:
             dataset = dataset.replace(rewards=dataset.rewards * _reward_scale(dataset))
         normalizer = ObsNormalizer.from_dataset(dataset) if cfg.normalize_obs else ObsNormalizer.identity(env.spec.obs_dim)
@@ -166,6 +167,7 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.Run
     else:
         info = suite_dir(cfg.env, cfg.suite, cfg.suite_seed) / "suite.json"
         metadata = json.loads(info.read_text()) if info.exists() else {}
+        agents = stack_agents(base, members).validate()
         program = trainer.build_online_program(
             agents,
             env,

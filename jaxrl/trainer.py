@@ -25,8 +25,8 @@ from flax import struct
 
 from jaxrl.buffer import ReplayBuffer
 from jaxrl.checkpoint import Checkpointer
-from jaxrl.data.dataset import Dataset, ObsNormalizer, sample_batch
-from jaxrl.evaluation import evaluate_policy, normalized_score
+from jaxrl.data.dataset import Dataset, ObsNormalizer
+from jaxrl.evaluation import evaluate_policy_with_memory, normalized_score
 from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table
 
 
@@ -65,13 +65,17 @@ def _mean_metrics(metrics: dict) -> dict:
     return {k: jnp.mean(v) for k, v in metrics.items()}
 
 
-def _policy(agent, state, deterministic: bool):
-    return lambda obs, key: agent.act(state.agent, state.normalizer(obs), key, deterministic)
-
-
 def _evaluator(env, num_episodes: int):
     def evaluate(agent, state, key):
-        return evaluate_policy(env, _policy(agent, state, True), key, num_episodes)
+        norm = state.normalizer
+        return evaluate_policy_with_memory(
+            env,
+            lambda obs, key, carry: agent.act_with_carry(state.agent, norm(obs), key, carry, True),
+            key,
+            num_episodes,
+            init_carry=lambda obs: agent.initial_carry(state.agent, norm(obs)),
+            observe=agent.observe,
+        )
 
     return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))
 
@@ -79,11 +83,12 @@ def _evaluator(env, num_episodes: int):
 def build_offline_program(
     agents, dataset: Dataset, normalizer: ObsNormalizer, eval_env, *, chunk_steps: int, batch_size: int, eval_episodes: int
 ) -> Program:
-    """Offline training: each chunk is `chunk_steps` updates on uniformly sampled batches.
+    """Offline training: each chunk is `chunk_steps` updates on batches drawn by `agent.sample`.
 
     The dataset must already be normalised with `normalizer`; the normaliser is kept in the state so
     that evaluation sees observations the same way the agent was trained on them.
     """
+    dataset = agents.training_data(dataset)  # e.g. trajectory windows for sequence models
 
     def init(agent, key):
         init_key, key = jax.random.split(key)
@@ -93,7 +98,7 @@ def build_offline_program(
         def update(carry, _):
             agent_state, key = carry
             key, batch_key, update_key = jax.random.split(key, 3)
-            agent_state, metrics = agent.update(agent_state, sample_batch(data, batch_key, batch_size), update_key)
+            agent_state, metrics = agent.update(agent_state, agent.sample(data, batch_key, batch_size), update_key)
             return (agent_state, key), metrics
 
         (agent_state, key), metrics = jax.lax.scan(update, (state.agent, state.key), None, chunk_steps)

@@ -22,6 +22,8 @@ import numpy as np
 import tyro
 from flax import struct
 
+from jaxrl.data.dataset import sample_batch
+
 
 class ConfigError(ValueError):
     """An invalid configuration or hyperparameter value, found before anything is compiled."""
@@ -49,6 +51,29 @@ class Agent(struct.PyTreeNode):
 
     def configure(self, spec, total_steps: int) -> "Agent":
         return self.replace(obs_dim=spec.obs_dim, action_dim=spec.action_dim, total_steps=int(total_steps))
+
+    # Hooks with defaults that fit transition-based agents; sequence models (DT) override them.
+    def adapt_to_dataset(self, dataset, metadata: dict) -> "Agent":
+        """Host-side, before stacking: set what depends on the dataset (e.g. a target return)."""
+        return self
+
+    def training_data(self, dataset):
+        """Host-side: the pytree that `sample` draws batches from (default: the transitions)."""
+        return dataset
+
+    def sample(self, data, key, batch_size: int):
+        return sample_batch(data, key, batch_size)
+
+    def initial_carry(self, state, first_obs):
+        """Memory of a policy that looks at more than the current observation (None: it does not)."""
+        return None
+
+    def act_with_carry(self, state, obs, key, carry, deterministic: bool = True):
+        return self.act(state, obs, key, deterministic), carry
+
+    def observe(self, carry, reward):
+        """Update the policy's memory with the reward of the step just taken."""
+        return carry
 
     def hyperparameters(self) -> dict[str, Any]:
         """The float hyperparameters (pytree leaves) by name."""
