@@ -35,3 +35,30 @@ def advantage_weights(advantage, beta: float, max_weight: float = 100.0):
 def soft_update(target_params, online_params, tau: float):
     """Polyak averaging: target <- (1 - tau) target + tau online."""
     return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target_params, online_params)
+
+
+def conservative_penalty(q_sampled, q_data):
+    """CQL's push-down/push-up term: logsumexp over sampled actions of Q minus Q of dataset actions.
+
+    `q_sampled` [K, n, B] holds Q values (already importance-corrected) of n sampled actions per state;
+    `q_data` [K, B]. Returns the per-critic penalty averaged over the batch, shape [K].
+    """
+    return (jax.nn.logsumexp(q_sampled, axis=1) - q_data).mean(axis=-1)
+
+
+def ensemble_gradient_similarity(action_grads):
+    """EDAC's diversity term: mean over pairs i != j of cos(grad_a Q_i, grad_a Q_j), averaged over the batch.
+
+    `action_grads` [K, B, A] are the gradients of each critic with respect to the action.
+    """
+    k = action_grads.shape[0]
+    unit = action_grads / (jnp.linalg.norm(action_grads, axis=-1, keepdims=True) + 1e-10)
+    cosine = jnp.einsum("ibd,jbd->bij", unit, unit)
+    off_diagonal = cosine.sum(axis=(1, 2)) - jnp.trace(cosine, axis1=1, axis2=2)
+    return off_diagonal.mean() / (k * (k - 1))
+
+
+def bc_penalty(policy_actions, data_actions, reduce: str = "sum"):
+    """Squared distance to dataset actions per sample: summed (ReBRAC) or averaged (TD3+BC) over action dims."""
+    squared = (policy_actions - data_actions) ** 2
+    return squared.sum(axis=-1) if reduce == "sum" else squared.mean(axis=-1)

@@ -20,17 +20,16 @@ import tyro
 
 import envs
 from jaxrl import trainer
-from jaxrl.agents import BC, IQL, OFFLINE_AGENTS, SAC, Agent, ConfigError
+from jaxrl.agents import AGENTS, OFFLINE_AGENTS, Agent, ConfigError
 from jaxrl.data import ObsNormalizer, load_dataset
 from jaxrl.data.suite import LEVELS, load_level, suite_dir
 from jaxrl.experiment import load_experiment
 from jaxrl.sweep import make_members, parse_sweep, stack_agents
 
+# One CLI subcommand per registered algorithm, with its hyperparameters as flags.
 AgentConfig = Union[
-    Annotated[IQL, tyro.conf.subcommand("iql", description="Implicit Q-Learning (offline)")],
-    Annotated[BC, tyro.conf.subcommand("bc", description="Behaviour cloning (offline)")],
-    Annotated[SAC, tyro.conf.subcommand("sac", description="Soft Actor-Critic (online)")],
-]
+    tuple(Annotated[cls, tyro.conf.subcommand(name, description=cls.description)] for name, cls in AGENTS.items())
+]  # noqa: UP007
 
 
 @dataclass

@@ -296,6 +296,9 @@ def run(
             out["normalized_score"] = normalized_score(returns, *ref_scores)
         return out
 
+    if start_chunk == 0:  # the untrained policy's score: the start of every learning curve
+        writer.write([{"step": 0, "member": m, **member, **{k: float(v[m]) for k, v in eval_rows(states, 0).items()}}
+                      for m, member in enumerate(members)])  # fmt: skip
     bar = tqdm(total=num_chunks, initial=start_chunk, disable=not progress, desc=run_dir.name, unit="chunk")
     last_saved = start_chunk if start_chunk else None
     final_rows: list[dict] = []

@@ -95,7 +95,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path, random_pendulum_file, online
     resumed = train(small_offline(tmp_path, random_pendulum_file, "killed", resume=True, **extra))
     assert_trees_equal(full.states, resumed.states)
     logged = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
-    assert logged == [100, 100, 200, 200, 300, 300, 400, 400]
+    assert logged == [0, 0, 100, 100, 200, 200, 300, 300, 400, 400]
 
 
 def test_existing_run_is_not_overwritten_silently(tmp_path, random_pendulum_file):

@@ -1,11 +1,15 @@
 """Agents by name."""
 
+from jaxrl.agents.awac import AWAC
 from jaxrl.agents.base import Agent, ConfigError
 from jaxrl.agents.bc import BC
+from jaxrl.agents.cql import CQL
+from jaxrl.agents.ensembles import EDAC, SACN
 from jaxrl.agents.iql import IQL
 from jaxrl.agents.sac import SAC
+from jaxrl.agents.td3bc import TD3BC, ReBRAC
 
-OFFLINE_AGENTS = {"iql": IQL, "bc": BC}
+OFFLINE_AGENTS = {cls.name: cls for cls in (BC, IQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC)}
 ONLINE_AGENTS = {"sac": SAC}
 AGENTS = {**OFFLINE_AGENTS, **ONLINE_AGENTS}
 
@@ -22,4 +26,20 @@ def make_agent(name: str, **hyperparameters) -> Agent:
     return cls(**hyperparameters)
 
 
-__all__ = ["Agent", "ConfigError", "BC", "IQL", "SAC", "AGENTS", "OFFLINE_AGENTS", "ONLINE_AGENTS", "make_agent"]
+__all__ = [
+    "Agent",
+    "ConfigError",
+    "AWAC",
+    "BC",
+    "CQL",
+    "EDAC",
+    "IQL",
+    "ReBRAC",
+    "SAC",
+    "SACN",
+    "TD3BC",
+    "AGENTS",
+    "OFFLINE_AGENTS",
+    "ONLINE_AGENTS",
+    "make_agent",
+]

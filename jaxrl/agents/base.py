@@ -48,6 +48,7 @@ class Agent(struct.PyTreeNode):
     total_steps: Annotated[int, tyro.conf.Suppress] = static(1)
 
     name = "agent"
+    description = ""
 
     def configure(self, spec, total_steps: int) -> "Agent":
         return self.replace(obs_dim=spec.obs_dim, action_dim=spec.action_dim, total_steps=int(total_steps))

@@ -23,6 +23,7 @@ class BC(Agent):
     actor_lr: float = positive(3e-4)
 
     name = "bc"
+    description = "Behaviour cloning (offline)"
 
     @property
     def actor_net(self):

@@ -17,20 +17,25 @@ class CriticAgent(Agent):
     critic_lr: float = positive(3e-4)
     gamma: float = fraction(0.99, help="discount")
     tau: float = fraction(0.005, help="Polyak rate of the target critics")
+    critic_layer_norm: bool = static(False, help="LayerNorm after every hidden layer of the critics (ReBRAC)")
+    critic_bias_init: float = static(0.0, help="initial bias of the critics (SAC-N/EDAC/RIQL use 0.1)")
 
     @property
     def critic_net(self):
-        return CriticEnsemble(self.hidden_dims, self.num_critics)
+        return CriticEnsemble(self.hidden_dims, self.num_critics, self.critic_layer_norm, self.critic_bias_init)
 
     def init_critic(self, key) -> Trainable:
         return Trainable.create(self.critic_net.init(key, jnp.zeros((1, self.obs_dim)), jnp.zeros((1, self.action_dim))))
 
-    def fit_critic(self, critic: Trainable, batch, target, elementwise_loss=jnp.square):
-        """One gradient step of every critic towards `target`; the loss sums over critics, averages over the batch."""
+    def fit_critic(self, critic: Trainable, batch, target, elementwise_loss=jnp.square, regularizer=None):
+        """One gradient step of every critic towards `target`; the loss sums over critics, averages over
+        the batch. `regularizer(params) -> (penalty, metrics)` adds a term such as CQL's or EDAC's."""
 
         def loss_fn(params):
             qs = self.critic_net.apply(params, batch.observations, batch.actions)
-            return elementwise_loss(qs - target).mean(axis=1).sum(), qs
+            loss = elementwise_loss(qs - target).mean(axis=1).sum()
+            penalty, metrics = regularizer(params) if regularizer is not None else (0.0, {})
+            return loss + penalty, (loss, qs, metrics)
 
-        (loss, qs), grads = jax.value_and_grad(loss_fn, has_aux=True)(critic.params)
-        return critic.apply_gradients(grads, self.critic_lr), loss, qs
+        (_, (loss, qs, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(critic.params)
+        return critic.apply_gradients(grads, self.critic_lr), loss, qs, metrics

@@ -39,6 +39,7 @@ class IQL(CriticAgent):
     max_weight: float = positive(100.0, help="clip of the advantage weights")
 
     name = "iql"
+    description = "Implicit Q-Learning (offline)"
 
     @property
     def actor_net(self):
@@ -88,7 +89,7 @@ class IQL(CriticAgent):
 
         next_v = self.value_net.apply(value.params, batch.next_observations)
         target = losses.td_target(batch.rewards, batch.terminals, next_v, self.gamma)
-        critic, q_loss, qs = self.fit_critic(state.critic, batch, target, self.critic_loss)
+        critic, q_loss, qs, _ = self.fit_critic(state.critic, batch, target, self.critic_loss)
 
         new_state = IQLState(
             actor=actor,

@@ -1,0 +1,75 @@
+"""Conservative Q-Learning (Kumar et al. 2020): SAC plus a penalty that pushes Q down on sampled
+actions and up on dataset actions, with a fixed weight `cql_alpha` or a Lagrange multiplier that
+holds the gap at `target_action_gap`."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxrl import losses
+from jaxrl.agents.base import hyperparameter, positive, static
+from jaxrl.agents.sac import SAC, SACState
+from jaxrl.optim import Trainable
+
+
+@struct.dataclass
+class CQLState(SACState):
+    log_multiplier: Trainable  # log of the Lagrange multiplier (unused with a fixed alpha)
+
+
+class CQL(SAC):
+    hidden_dims: tuple[int, ...] = static((256, 256, 256), help="hidden layer widths of actor and critics")
+    actor_lr: float = positive(1e-4)
+    backup_entropy: bool = static(False, help="subtract alpha log pi(a'|s') in the critic target")
+    num_sampled_actions: int = static(10, help="actions sampled per state and source for the logsumexp")
+    lagrange: bool = static(False, help="tune the penalty weight so the gap stays at target_action_gap")
+    cql_alpha: float = hyperparameter(10.0, low=0.0, low_open=False, help="fixed penalty weight")
+    target_action_gap: float = hyperparameter(10.0, help="Lagrange variant: the penalty gap to hold")
+    multiplier_lr: float = positive(3e-4, help="Lagrange variant: learning rate of the multiplier")
+
+    name = "cql"
+    description = "Conservative Q-Learning, fixed alpha or Lagrange (offline)"
+
+    def init(self, key) -> CQLState:
+        state = super().init(key)
+        return CQLState(**vars(state), log_multiplier=Trainable.create(jnp.zeros(())))
+
+    def penalty_weight(self, state):
+        if self.lagrange:
+            return jnp.clip(jnp.exp(state.log_multiplier.params), 0.0, 1e6)
+        return self.cql_alpha
+
+    def critic_regularizer(self, state, batch, key):
+        n, (b, a) = self.num_sampled_actions, batch.actions.shape
+        k_rand, k_pi, k_next = jax.random.split(key, 3)
+        repeat = lambda x: jnp.broadcast_to(x, (n, *x.shape))  # noqa: E731
+        obs, next_obs = repeat(batch.observations), repeat(batch.next_observations)
+        random_actions = jax.random.uniform(k_rand, (n, b, a), minval=-1.0, maxval=1.0)
+        pi_actions, pi_log_prob = self.sample_action(state.actor.params, obs, k_pi)
+        next_actions, next_log_prob = self.sample_action(state.actor.params, next_obs, k_next)
+        # Importance weights of the proposal distributions: uniform density 0.5^a on [-1, 1]^a.
+        corrections = (jnp.full((n, b), a * jnp.log(0.5)), pi_log_prob, next_log_prob)
+        weight = jax.lax.stop_gradient(self.penalty_weight(state))
+
+        def penalty(params):
+            q = lambda o, act: self.critic_net.apply(params, o, act)  # noqa: E731  [K, n, B]
+            sampled = [q(obs, random_actions), q(obs, pi_actions), q(obs, next_actions)]
+            sampled = jnp.concatenate([qs - jax.lax.stop_gradient(c) for qs, c in zip(sampled, corrections, strict=True)], axis=1)
+            gap = losses.conservative_penalty(sampled, q(batch.observations, batch.actions))  # [K]
+            if self.lagrange:
+                return (weight * (gap - self.target_action_gap)).sum(), {"cql_gap": gap.mean(), "cql_weight": weight}
+            return (weight * gap).sum(), {"cql_gap": gap.mean(), "cql_weight": jnp.asarray(weight, jnp.float32)}
+
+        return penalty
+
+    def after_update(self, state: CQLState, regularizer_metrics):
+        if not self.lagrange:
+            return state
+        gap = jax.lax.stop_gradient(regularizer_metrics["cql_gap"])
+        # The multiplier grows while the gap exceeds its target (gradient ascent on the penalty).
+        grad = jax.grad(lambda log_m: -jnp.exp(log_m) * (gap - self.target_action_gap) * self.num_critics)(
+            state.log_multiplier.params
+        )
+        return state.replace(log_multiplier=state.log_multiplier.apply_gradients(grad, self.multiplier_lr))

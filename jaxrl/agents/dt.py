@@ -1,0 +1,372 @@
+"""Decision Transformer (Chen et al. 2021, arXiv 2106.01345).
+
+A causal GPT over the interleaved tokens (R_t, s_t, a_t) of trajectory windows of K steps: R_t is the
+undiscounted return-to-go, and a learned embedding of the timestep within the episode is added to all
+three tokens of a step. The action a_t is predicted (tanh) from the hidden state of the s_t token and
+fitted by MSE, masked by padding. At evaluation the model is conditioned on a target return that is
+decremented by the rewards received.
+
+Units. `target_return` is in raw environment units (as the rewards evaluation sees), and returns-to-go
+are multiplied by `reward_scale` before they enter the model. The trainer may have rescaled the
+dataset's rewards (`normalize_rewards`) after `adapt_to_dataset` and before `training_data`; to keep
+training and evaluation in the same units, `adapt_to_dataset` records the raw rewards' magnitude and
+`training_data` undoes any rescaling it finds, so returns-to-go are always built from raw rewards.
+
+Windows are left-aligned: the valid steps come first and padding follows the episode's end. With
+causal attention, the prediction at a valid step never sees the padding, and evaluation fills its
+context the same way (the current step at position min(t, K-1)).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tyro
+from flax import struct
+
+from jaxrl.agents.base import Agent, ConfigError, hyperparameter, positive, static
+from jaxrl.optim import Trainable
+
+_adam = optax.scale_by_adam()
+_init = nn.initializers.normal(0.02)  # GPT-2's initialisation
+
+
+@struct.dataclass
+class DTBatch:
+    """K-step windows; `mask` is 1 on steps of the episode and 0 on the padding after its end."""
+
+    returns_to_go: jax.Array  # [B, K], already multiplied by reward_scale
+    observations: jax.Array  # [B, K, obs_dim]
+    actions: jax.Array  # [B, K, action_dim]
+    timesteps: jax.Array  # [B, K] int32
+    mask: jax.Array  # [B, K] float32
+
+
+@struct.dataclass
+class TrajectoryData:
+    """Per-row arrays of the dataset that window sampling needs (host-built, then on device)."""
+
+    observations: jax.Array  # [N, obs_dim]
+    actions: jax.Array  # [N, action_dim]
+    returns_to_go: jax.Array  # [N] raw units: sum of this and the remaining rewards of the episode
+    timesteps: jax.Array  # [N] int32, step within the episode
+    episode_end: jax.Array  # [N] int32, index of the episode's last row
+
+
+@struct.dataclass
+class DTCarry:
+    """The last K steps of every evaluation episode (leading axis: environments)."""
+
+    returns_to_go: jax.Array  # [B, K], scaled
+    observations: jax.Array  # [B, K, obs_dim]
+    actions: jax.Array  # [B, K, action_dim]
+    timesteps: jax.Array  # [B, K] int32
+    target: jax.Array  # [B] scaled return-to-go of the next step
+    step: jax.Array  # [B] int32 steps taken so far
+
+
+@struct.dataclass
+class DTState:
+    model: Trainable
+    step: jax.Array
+
+
+class CausalSelfAttention(nn.Module):
+    num_heads: int
+    attention_dropout: float
+    residual_dropout: float
+
+    @nn.compact
+    def __call__(self, x, mask, deterministic: bool):
+        batch, length, dim = x.shape
+        head_dim = dim // self.num_heads
+        qkv = nn.Dense(3 * dim, kernel_init=_init)(x).reshape(batch, length, 3, self.num_heads, head_dim)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(head_dim)
+        logits = jnp.where(mask[:, None], logits, jnp.finfo(logits.dtype).min)
+        weights = nn.Dropout(self.attention_dropout)(jax.nn.softmax(logits, axis=-1), deterministic=deterministic)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(batch, length, dim)
+        return nn.Dropout(self.residual_dropout)(nn.Dense(dim, kernel_init=_init)(out), deterministic=deterministic)
+
+
+class Block(nn.Module):
+    """GPT-2 block: pre-LayerNorm attention and MLP, each added to the residual stream."""
+
+    num_heads: int
+    attention_dropout: float
+    residual_dropout: float
+
+    @nn.compact
+    def __call__(self, x, mask, deterministic: bool):
+        dim = x.shape[-1]
+        x = x + CausalSelfAttention(self.num_heads, self.attention_dropout, self.residual_dropout)(
+            nn.LayerNorm()(x), mask, deterministic
+        )
+        h = nn.gelu(nn.Dense(4 * dim, kernel_init=_init)(nn.LayerNorm()(x)))
+        return x + nn.Dropout(self.residual_dropout)(nn.Dense(dim, kernel_init=_init)(h), deterministic=deterministic)
+
+
+class DecisionTransformerNet(nn.Module):
+    action_dim: int
+    embedding_dim: int
+    num_layers: int
+    num_heads: int
+    max_timestep: int
+    embedding_dropout: float
+    attention_dropout: float
+    residual_dropout: float
+
+    @nn.compact
+    def __call__(self, returns_to_go, observations, actions, timesteps, mask, deterministic: bool = True):
+        """Inputs [B, K, ...] with `mask` [B, K] marking valid steps; returns actions [B, K, action_dim]."""
+        batch, context = returns_to_go.shape
+        time = nn.Embed(self.max_timestep, self.embedding_dim, embedding_init=_init)(
+            jnp.clip(timesteps, 0, self.max_timestep - 1)
+        )
+        tokens = jnp.stack(
+            [
+                nn.Dense(self.embedding_dim)(returns_to_go[..., None]) + time,
+                nn.Dense(self.embedding_dim)(observations) + time,
+                nn.Dense(self.embedding_dim)(actions) + time,
+            ],
+            axis=2,
+        ).reshape(batch, 3 * context, self.embedding_dim)  # (R_1, s_1, a_1, R_2, s_2, a_2, ...)
+        x = nn.Dropout(self.embedding_dropout)(nn.LayerNorm()(tokens), deterministic=deterministic)
+        valid = jnp.repeat(mask.astype(bool), 3, axis=1)
+        causal = jnp.tril(jnp.ones((3 * context, 3 * context), bool))
+        attention_mask = causal[None] & valid[:, None, :]
+        for _ in range(self.num_layers):
+            x = Block(self.num_heads, self.attention_dropout, self.residual_dropout)(x, attention_mask, deterministic)
+        x = nn.LayerNorm()(x).reshape(batch, context, 3, self.embedding_dim)
+        return jnp.tanh(nn.Dense(self.action_dim)(x[:, :, 1]))  # from the s_t tokens
+
+
+def trajectory_arrays(rewards, terminals, timeouts):
+    """Host-side: (returns-to-go, timestep, episode end index) of every row, episodes being the runs of
+    rows closed by terminals | timeouts (the last row always closes one)."""
+    rewards = np.asarray(rewards, np.float64)
+    n = rewards.shape[0]
+    ends = np.asarray(terminals, bool) | np.asarray(timeouts, bool)
+    ends[-1] = True
+    end_rows = np.flatnonzero(ends)
+    episode = np.searchsorted(end_rows, np.arange(n))  # episode index of every row
+    episode_end = end_rows[episode]
+    episode_start = np.concatenate([[0], end_rows[:-1] + 1])[episode]
+    suffix = np.concatenate([np.cumsum(rewards[::-1])[::-1], [0.0]])  # suffix[i] = sum of rewards[i:]
+    returns_to_go = suffix[:n] - suffix[episode_end + 1]
+    return returns_to_go, (np.arange(n) - episode_start).astype(np.int32), episode_end.astype(np.int32)
+
+
+class DT(Agent):
+    embedding_dim: int = static(128, help="width of the token embeddings and of the transformer")
+    num_layers: int = static(3, help="transformer blocks")
+    num_heads: int = static(1, help="attention heads (must divide embedding_dim)")
+    context: int = static(20, help="steps K in the context window (3K tokens)")
+    max_episode_steps: int = static(1000, help="size of the timestep embedding table (raised to the env's time limit)")
+    embedding_dropout: float = static(0.1, help="dropout on the token embeddings")
+    attention_dropout: float = static(0.1, help="dropout on the attention weights")
+    residual_dropout: float = static(0.1, help="dropout on the attention and MLP outputs")
+    learning_rate: float = positive(1e-4)
+    weight_decay: float = hyperparameter(1e-4, low=0.0, low_open=False, help="decoupled (AdamW) weight decay")
+    grad_clip: float = positive(0.25, help="global gradient-norm clip")
+    warmup_steps: float = hyperparameter(
+        10_000.0, low=0.0, low_open=False, help="linear learning-rate warmup, capped at 10% of the run's steps"
+    )
+    reward_scale: float = positive(0.001, help="returns-to-go are multiplied by this before entering the model")
+    target_return: float = hyperparameter(
+        float("nan"), help="return (raw env units) to condition on; NaN: the dataset's ref_max_score, else its best episode"
+    )
+    # Set by `adapt_to_dataset`: sum |r| of the raw dataset, to detect and undo a later reward rescaling.
+    raw_reward_magnitude: Annotated[float | None, tyro.conf.Suppress] = static(None)
+
+    name = "dt"
+
+    def configure(self, spec, total_steps: int) -> "DT":
+        agent = super().configure(spec, total_steps)
+        return agent.replace(max_episode_steps=max(self.max_episode_steps, int(spec.max_episode_steps)))
+
+    def validate(self) -> "DT":
+        if self.embedding_dim % self.num_heads:
+            raise ConfigError(f"dt.num_heads ({self.num_heads}) must divide dt.embedding_dim ({self.embedding_dim})")
+        for name in ("embedding_dropout", "attention_dropout", "residual_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"dt.{name} must be in [0, 1), got {getattr(self, name)}")
+        target = np.asarray(jax.device_get(self.target_return), np.float64)
+        # NaN is the "set from the dataset" default, which `adapt_to_dataset` replaces.
+        super(DT, self.replace(target_return=np.where(np.isnan(target), 0.0, target))).validate()
+        return self
+
+    # ----- data -----
+
+    def adapt_to_dataset(self, dataset, metadata: dict) -> "DT":
+        magnitude = float(np.abs(np.asarray(dataset.rewards, np.float64)).sum())
+        agent = self.replace(raw_reward_magnitude=magnitude)
+        if math.isnan(float(np.asarray(self.target_return))):
+            if "ref_max_score" in metadata:
+                target = float(metadata["ref_max_score"])
+            else:
+                target = float(dataset.episode_returns().max())
+            agent = agent.replace(target_return=target)
+        return agent
+
+    def training_data(self, dataset) -> TrajectoryData:
+        rewards = np.asarray(dataset.rewards, np.float64)
+        if self.raw_reward_magnitude:  # undo a rescaling applied since adapt_to_dataset (e.g. normalize_rewards)
+            magnitude = np.abs(rewards).sum()
+            if magnitude > 0:
+                rewards = rewards * (self.raw_reward_magnitude / magnitude)
+        returns_to_go, timesteps, episode_end = trajectory_arrays(rewards, dataset.terminals, dataset.timeouts)
+        return TrajectoryData(
+            observations=jnp.asarray(dataset.observations, jnp.float32),
+            actions=jnp.asarray(dataset.actions, jnp.float32),
+            returns_to_go=jnp.asarray(returns_to_go, jnp.float32),
+            timesteps=jnp.asarray(timesteps),
+            episode_end=jnp.asarray(episode_end),
+        )
+
+    def sample(self, data: TrajectoryData, key, batch_size: int) -> DTBatch:
+        """Windows of K rows from uniform start rows, cut at the episode's end (padding after it)."""
+        n = data.returns_to_go.shape[0]
+        start = jax.random.randint(key, (batch_size,), 0, n)
+        rows = start[:, None] + jnp.arange(self.context)[None]
+        mask = rows <= data.episode_end[start][:, None]
+        rows = jnp.where(mask, rows, start[:, None])  # any in-range row; zeroed below
+
+        def take(x):
+            m = mask.reshape(mask.shape + (1,) * (x.ndim - 1))
+            return jnp.where(m, x[rows], jnp.zeros((), x.dtype))
+
+        return DTBatch(
+            returns_to_go=take(data.returns_to_go) * self.reward_scale,
+            observations=take(data.observations),
+            actions=take(data.actions),
+            timesteps=take(data.timesteps),
+            mask=mask.astype(jnp.float32),
+        )
+
+    # ----- model and training -----
+
+    @property
+    def net(self) -> DecisionTransformerNet:
+        return DecisionTransformerNet(
+            action_dim=self.action_dim,
+            embedding_dim=self.embedding_dim,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            max_timestep=self.max_episode_steps,
+            embedding_dropout=self.embedding_dropout,
+            attention_dropout=self.attention_dropout,
+            residual_dropout=self.residual_dropout,
+        )
+
+    def predict(self, params, batch: DTBatch, key=None):
+        """Predicted actions [B, K, action_dim]; dropout is on when a key is given."""
+        rngs = None if key is None else {"dropout": key}
+        return self.net.apply(
+            params,
+            batch.returns_to_go,
+            batch.observations,
+            batch.actions,
+            batch.timesteps,
+            batch.mask,
+            deterministic=key is None,
+            rngs=rngs,
+        )
+
+    def init(self, key) -> DTState:
+        k = self.context
+        dummy = DTBatch(
+            jnp.zeros((1, k)),
+            jnp.zeros((1, k, self.obs_dim)),
+            jnp.zeros((1, k, self.action_dim)),
+            jnp.zeros((1, k), jnp.int32),
+            jnp.ones((1, k)),
+        )
+        params = self.net.init(
+            {"params": key},
+            dummy.returns_to_go,
+            dummy.observations,
+            dummy.actions,
+            dummy.timesteps,
+            dummy.mask,
+        )
+        return DTState(Trainable.create(params), jnp.zeros((), jnp.int32))
+
+    def learning_rate_at(self, step):
+        warmup = jnp.minimum(self.warmup_steps, 0.1 * self.total_steps)
+        return self.learning_rate * jnp.minimum(1.0, (step + 1) / jnp.maximum(warmup, 1.0))
+
+    def update(self, state: DTState, batch: DTBatch, key):
+        def loss_fn(params):
+            error = jnp.mean((self.predict(params, batch, key) - batch.actions) ** 2, axis=-1)
+            return jnp.sum(error * batch.mask) / jnp.maximum(jnp.sum(batch.mask), 1.0)
+
+        model = state.model
+        loss, grads = jax.value_and_grad(loss_fn)(model.params)
+        grad_norm = optax.global_norm(grads)
+        grads = jax.tree.map(lambda g: g * jnp.minimum(1.0, self.grad_clip / (grad_norm + 1e-6)), grads)
+        updates, opt_state = _adam.update(grads, model.opt_state, model.params)
+        lr = self.learning_rate_at(state.step)
+        params = jax.tree.map(lambda p, u: p - lr * (u + self.weight_decay * p), model.params, updates)
+        metrics = {"action_loss": loss, "grad_norm": grad_norm, "learning_rate": lr}
+        return DTState(Trainable(params, opt_state), state.step + 1), metrics
+
+    # ----- acting -----
+
+    def initial_carry(self, state: DTState, first_obs) -> DTCarry:
+        batch, k = first_obs.shape[0], self.context
+        return DTCarry(
+            returns_to_go=jnp.zeros((batch, k)),
+            observations=jnp.zeros((batch, k, self.obs_dim)),
+            actions=jnp.zeros((batch, k, self.action_dim)),
+            timesteps=jnp.zeros((batch, k), jnp.int32),
+            target=jnp.full((batch,), self.target_return * self.reward_scale, jnp.float32),
+            step=jnp.zeros((batch,), jnp.int32),
+        )
+
+    def act_with_carry(self, state: DTState, obs, key, carry: DTCarry, deterministic: bool = True):
+        """Append (target return-to-go, obs) as the current step, predict its action and store it.
+
+        The context holds the first steps at positions 0..t while t < K, then the last K steps
+        (shifted left by one each step), so the current step sits at min(t, K-1). Acting is always
+        deterministic (no dropout, a deterministic action head)."""
+        del key, deterministic
+        k = self.context
+        full = (carry.step >= k)[:, None]  # [B, 1]: the window is full, drop its oldest step
+        position = jnp.minimum(carry.step, k - 1)
+        current = (jnp.arange(k)[None] == position[:, None])  # [B, K] one-hot of the current step
+
+        def shift(x):
+            f = full.reshape(full.shape + (1,) * (x.ndim - 2))
+            return jnp.where(f, jnp.roll(x, -1, axis=1), x)
+
+        def put(x, value):
+            c = current.reshape(current.shape + (1,) * (x.ndim - 2))
+            return jnp.where(c, value.reshape(value.shape[:1] + (1,) + value.shape[1:]), shift(x))
+
+        carry = carry.replace(
+            returns_to_go=put(carry.returns_to_go, carry.target),
+            observations=put(carry.observations, obs.astype(jnp.float32)),
+            actions=put(carry.actions, jnp.zeros((obs.shape[0], self.action_dim))),
+            timesteps=put(carry.timesteps, carry.step),
+        )
+        valid = jnp.arange(k)[None] <= position[:, None]
+        window = DTBatch(carry.returns_to_go, carry.observations, carry.actions, carry.timesteps, valid.astype(jnp.float32))
+        predicted = self.predict(state.model.params, window)  # [B, K, action_dim]
+        action = jnp.sum(jnp.where(current[..., None], predicted, 0.0), axis=1)
+        carry = carry.replace(actions=jnp.where(current[..., None], action[:, None], carry.actions), step=carry.step + 1)
+        return action, carry
+
+    def observe(self, carry: DTCarry, reward) -> DTCarry:
+        return carry.replace(target=carry.target - reward * self.reward_scale)
+
+    def act(self, state: DTState, obs, key, deterministic: bool = True):
+        """Without a memory: the action at the first step of an episode (context of one step)."""
+        action, _ = self.act_with_carry(state, obs, key, self.initial_carry(state, obs), deterministic)
+        return action
