@@ -28,6 +28,7 @@ from jaxrl.checkpoint import Checkpointer
 from jaxrl.data.dataset import Dataset, ObsNormalizer
 from jaxrl.evaluation import evaluate_policy_with_memory, normalized_score
 from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table
+from jaxrl.sharding import member_mesh, replicate, shard_members
 
 
 class TrainingDiverged(RuntimeError):
@@ -42,6 +43,7 @@ class Program:
     evaluate: Callable
     steps_per_chunk: int
     compiled_chunk: Any = None  # the jitted function behind `chunk` (to inspect its compilations)
+    mesh: Any = None  # devices the member axis is split over (None: one device)
 
 
 @struct.dataclass
@@ -59,6 +61,10 @@ class OnlineState:
     env_state: Any
     obs: jax.Array
     key: jax.Array
+
+
+def _num_members(agents) -> int:
+    return int(jax.tree.leaves(agents)[0].shape[0])
 
 
 def _mean_metrics(metrics: dict) -> dict:
@@ -89,6 +95,8 @@ def build_offline_program(
     that evaluation sees observations the same way the agent was trained on them.
     """
     dataset = agents.training_data(dataset)  # e.g. trajectory windows for sequence models
+    mesh = member_mesh(_num_members(agents))
+    dataset = replicate(dataset, mesh)
 
     def init(agent, key):
         init_key, key = jax.random.split(key)
@@ -115,6 +123,7 @@ def build_offline_program(
         evaluate=lambda states, key: evaluate(agents, states, key),
         steps_per_chunk=chunk_steps,
         compiled_chunk=members,
+        mesh=mesh,
     )
 
 
@@ -137,6 +146,7 @@ def build_online_program(
     fractional as long as `utd * num_envs` is a whole number.
     """
     spec = env.spec
+    mesh = member_mesh(_num_members(agents))
     iterations = chunk_steps // num_envs
     updates_per_iteration = round(utd * num_envs)
     if chunk_steps % num_envs or updates_per_iteration < 1 or abs(updates_per_iteration - utd * num_envs) > 1e-9:
@@ -207,6 +217,7 @@ def build_online_program(
         evaluate=lambda states, key: evaluate(agents, states, key),
         steps_per_chunk=chunk_steps,
         compiled_chunk=members,
+        mesh=mesh,
     )
 
 
@@ -286,6 +297,7 @@ def run(
         print(f"no checkpoint in {run_dir / 'checkpoints'}; starting from scratch")
     if states is None:
         states = program.init(keys)
+    states = shard_members(states, program.mesh)
     writer = MetricsWriter(run_dir, resume_step=start_chunk * program.steps_per_chunk if start_chunk else None)
     eval_key = jax.random.PRNGKey(10_000)
 

@@ -54,6 +54,7 @@ def test_edac_regularizer_is_eta_times_similarity():
     state = agent.init(jax.random.PRNGKey(0))
     batch = _batch(jax.random.PRNGKey(1))
     penalty, metrics = agent.critic_regularizer(state, batch, jax.random.PRNGKey(2))(state.critic.params)
+
     # recompute the action-gradients one critic and one sample at a time
     def q(action, obs, i):
         return agent.critic_net.apply(state.critic.params, obs, action)[i]

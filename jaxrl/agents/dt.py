@@ -340,7 +340,7 @@ class DT(Agent):
         k = self.context
         full = (carry.step >= k)[:, None]  # [B, 1]: the window is full, drop its oldest step
         position = jnp.minimum(carry.step, k - 1)
-        current = (jnp.arange(k)[None] == position[:, None])  # [B, K] one-hot of the current step
+        current = jnp.arange(k)[None] == position[:, None]  # [B, K] one-hot of the current step
 
         def shift(x):
             f = full.reshape(full.shape + (1,) * (x.ndim - 2))
