@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install install-cuda demo test test-all lint format bench datasets clean
+.PHONY: install install-cuda demo test test-all lint format bench datasets table-offline clean
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python scripts/bench.py --output BENCHMARKS.md
+
+# Every offline algorithm x Pendulum dataset level, 5 seeds each: runs/tables/offline-pendulum/.
+# Pass SUITE=<dir of <level>.hdf5 files> ENV=<env> for a brax suite or D4RL files (GPU scale).
+table-offline: install
+	$(BIN)/python scripts/table.py experiments/offline_pendulum.yaml $(if $(SUITE),--suite $(SUITE)) $(if $(ENV),--env $(ENV))
 
 datasets: install
 	$(BIN)/python scripts/make_datasets.py --env gymnax/Pendulum-v1
