@@ -47,7 +47,7 @@ bench: $(BENCH_STAMP)
 # Every offline algorithm x Pendulum dataset level, 5 seeds each: runs/tables/offline-pendulum/.
 # Pass SUITE=<dir of <level>.hdf5 files> ENV=<env> for a brax suite or D4RL files (GPU scale).
 table-offline: install
-	$(BIN)/python scripts/table.py experiments/offline_pendulum.yaml $(if $(SUITE),--suite $(SUITE)) $(if $(ENV),--env $(ENV))
+	$(BIN)/python scripts/table.py experiments/tables/offline_pendulum.yaml $(if $(SUITE),--suite $(SUITE)) $(if $(ENV),--env $(ENV))
 
 datasets: install
 	$(BIN)/python scripts/make_datasets.py --env gymnax/Pendulum-v1

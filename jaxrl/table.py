@@ -1,6 +1,6 @@
 """Paper-style result tables: algorithms x datasets, each cell one vmapped program over seeds.
 
-A table spec (YAML, see experiments/offline_pendulum.yaml) names the environment, the dataset levels,
+A table spec (YAML, see experiments/tables/offline_pendulum.yaml) names the environment, the dataset levels,
 the algorithms with their settings, the seeds and the steps. `run_table` trains every cell, writes
 `table.md` (mean +- std of the final normalised score over seeds), `table.png` and `cells.jsonl`
 under the output directory, and reuses finished cells when run again.

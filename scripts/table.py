@@ -1,7 +1,7 @@
 """Reproduce a results table from its spec: every algorithm x dataset cell, several seeds each.
 
-python scripts/table.py experiments/offline_pendulum.yaml            # CPU default
-python scripts/table.py experiments/offline_pendulum.yaml --suite ~/.cache/jaxrl/datasets/brax_hopper/small-seed0 --env brax/hopper
+python scripts/table.py experiments/tables/offline_pendulum.yaml            # CPU default
+python scripts/table.py experiments/tables/offline_pendulum.yaml --suite ~/.cache/jaxrl/datasets/brax_hopper/small-seed0 --env brax/hopper
 python scripts/table.py SPEC --only iql cql --seeds 3 --steps 2000
 """
 

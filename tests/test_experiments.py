@@ -7,7 +7,8 @@ import pytest
 from jaxrl.agents import IQL, ConfigError
 from jaxrl.experiment import load_experiment
 
-SPECS = sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml"))
+EXPERIMENTS = Path(__file__).parent.parent / "experiments"
+SPECS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if "tables" not in p.parts)
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
@@ -36,3 +37,13 @@ def test_bad_spec(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_experiment(path)
     assert str(path) in str(err.value)
+
+
+def test_table_specs_build_valid_cells(tmp_path):
+    from jaxrl.table import TableSpec, _cell_config
+
+    for path in sorted((EXPERIMENTS / "tables").glob("*.yaml")):
+        spec = TableSpec.load(path)
+        for algo in spec.algorithms:
+            for level in spec.levels:
+                _cell_config(spec, algo, level, tmp_path).validate()
