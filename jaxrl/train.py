@@ -113,8 +113,10 @@ class TrainConfig:
             raise ConfigError(f"utd must be > 0, got {self.utd}")
         if self.env not in envs.REGISTRY:
             raise ConfigError(f"unknown environment {self.env!r}; registered: {', '.join(envs.registered())}")
-        if self.offline and self.dataset not in LEVELS and not Path(self.dataset).suffix:
-            raise ConfigError(f"dataset {self.dataset!r} is neither a suite level ({', '.join(LEVELS)}) nor a .hdf5/.npz path")
+        if self.offline and self.dataset not in LEVELS and not Path(self.dataset).suffix and not Path(self.dataset).is_dir():
+            raise ConfigError(
+                f"dataset {self.dataset!r} is neither a suite level ({', '.join(LEVELS)}), a .hdf5/.npz path nor a Minari directory"
+            )
         self.agent.validate()
         return self
 
