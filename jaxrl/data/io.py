@@ -1,4 +1,5 @@
-"""Reading and writing D4RL-layout datasets (HDF5 and NPZ), with validation.
+"""Reading and writing D4RL-layout datasets (HDF5 and NPZ), with validation; Minari directories are read
+by `jaxrl.data.minari`.
 
 Layout: top-level arrays observations [N, obs], actions [N, act], rewards [N], terminals [N],
 timeouts [N] and optionally next_observations [N, obs]; metadata as scalar/string entries under
@@ -127,13 +128,21 @@ def _qlearning_transitions(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarra
 
 
 def load_dataset(path: str | os.PathLike, spec=None) -> tuple[Dataset, dict[str, Any]]:
-    """Load and validate a D4RL-layout file; `spec` (an `envs.EnvSpec`) checks widths against an env.
+    """Load and validate a D4RL-layout file or a Minari dataset directory (see `jaxrl.data.minari`);
+    `spec` (an `envs.EnvSpec`) checks widths against an env.
 
     Returns the dataset on device and the file's metadata dictionary.
     """
     path = Path(path)
+    if path.is_dir():
+        from jaxrl.data.minari import load_minari
+
+        return load_minari(path, spec)
     if path.suffix not in SUFFIXES:
-        raise DatasetError(f"{path}: unsupported file type {path.suffix!r}; expected one of {', '.join(SUFFIXES)}")
+        raise DatasetError(
+            f"{path}: unsupported file type {path.suffix!r}; expected one of {', '.join(SUFFIXES)} "
+            "or a Minari dataset directory (holding data/main_data.hdf5)"
+        )
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     arrays, metadata = _read_raw(path)
