@@ -112,19 +112,8 @@ def build_offline_program(
         (agent_state, key), metrics = jax.lax.scan(update, (state.agent, state.key), None, chunk_steps)
         return state.replace(agent=agent_state, key=key), _mean_metrics(metrics)
 
-    members = jax.jit(lambda states, data: jax.vmap(chunk, in_axes=(0, 0, None))(agents, states, data))
-    # The dataset is an argument, not a closure, so it is not baked into the program as a constant.
-    chunk_fn = lambda states, index: members(states, dataset)  # noqa: E731
-    evaluate = _evaluator(eval_env, eval_episodes)
-    return Program(
-        agents=agents,
-        init=jax.jit(lambda keys: jax.vmap(init)(agents, keys)),
-        chunk=chunk_fn,
-        evaluate=lambda states, key: evaluate(agents, states, key),
-        steps_per_chunk=chunk_steps,
-        compiled_chunk=members,
-        mesh=mesh,
-    )
+    return _assemble(agents, init, lambda agent, state, index, data: chunk(agent, state, data), dataset, eval_env,
+                     eval_episodes, chunk_steps, mesh)  # fmt: skip
 
 
 def build_online_program(
@@ -208,12 +197,22 @@ def build_online_program(
         metrics["episode_return"] = return_sums.sum() / counts.sum()  # NaN when no episode ended
         return state, metrics
 
-    members = jax.jit(lambda states, index: jax.vmap(chunk, in_axes=(0, 0, None))(agents, states, index))
-    evaluate = _evaluator(env, eval_episodes)
+    return _assemble(agents, init, lambda agent, state, index, data: chunk(agent, state, index), None, env,
+                     eval_episodes, chunk_steps, mesh)  # fmt: skip
+
+
+def _assemble(agents, init, chunk, data, eval_env, eval_episodes: int, chunk_steps: int, mesh) -> Program:
+    """Vmap the per-member `init(agent, key)` and `chunk(agent, state, index, data)` over members and jit them.
+
+    `data` (the dataset, or None) is an argument of the compiled chunk rather than a closure, so it is
+    not baked into the program as a constant.
+    """
+    members = jax.jit(lambda states, index, data: jax.vmap(chunk, in_axes=(0, 0, None, None))(agents, states, index, data))
+    evaluate = _evaluator(eval_env, eval_episodes)
     return Program(
         agents=agents,
         init=jax.jit(lambda keys: jax.vmap(init)(agents, keys)),
-        chunk=members,
+        chunk=lambda states, index: members(states, index, data),
         evaluate=lambda states, key: evaluate(agents, states, key),
         steps_per_chunk=chunk_steps,
         compiled_chunk=members,
