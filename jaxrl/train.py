@@ -152,7 +152,7 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.Run
         dataset, metadata = _load_offline(cfg, env.spec)
         base = base.adapt_to_dataset(dataset, metadata)
         agents = stack_agents(base, members).validate()
-        if cfg.normalize_rewards:
+        if cfg.normalize_rewards and base.normalizes_rewards:
             dataset = dataset.replace(rewards=dataset.rewards * _reward_scale(dataset))
         normalizer = ObsNormalizer.from_dataset(dataset) if cfg.normalize_obs else ObsNormalizer.identity(env.spec.obs_dim)
         dataset = normalizer.apply(dataset)

@@ -4,12 +4,13 @@ from jaxrl.agents.awac import AWAC
 from jaxrl.agents.base import Agent, ConfigError
 from jaxrl.agents.bc import BC
 from jaxrl.agents.cql import CQL
+from jaxrl.agents.dt import DT
 from jaxrl.agents.ensembles import EDAC, SACN
 from jaxrl.agents.iql import IQL
 from jaxrl.agents.sac import SAC
 from jaxrl.agents.td3bc import TD3BC, ReBRAC
 
-OFFLINE_AGENTS = {cls.name: cls for cls in (BC, IQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC)}
+OFFLINE_AGENTS = {cls.name: cls for cls in (BC, IQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC, DT)}
 ONLINE_AGENTS = {"sac": SAC}
 AGENTS = {**OFFLINE_AGENTS, **ONLINE_AGENTS}
 
@@ -32,6 +33,7 @@ __all__ = [
     "AWAC",
     "BC",
     "CQL",
+    "DT",
     "EDAC",
     "IQL",
     "ReBRAC",

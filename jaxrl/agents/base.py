@@ -49,6 +49,7 @@ class Agent(struct.PyTreeNode):
 
     name = "agent"
     description = ""
+    normalizes_rewards = True  # whether TrainConfig.normalize_rewards applies to this agent
 
     def configure(self, spec, total_steps: int) -> "Agent":
         return self.replace(obs_dim=spec.obs_dim, action_dim=spec.action_dim, total_steps=int(total_steps))

@@ -20,14 +20,12 @@ context the same way (the current step at position min(t, K-1)).
 from __future__ import annotations
 
 import math
-from typing import Annotated
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import tyro
 from flax import struct
 
 from jaxrl.agents.base import Agent, ConfigError, hyperparameter, positive, static
@@ -180,16 +178,16 @@ class DT(Agent):
     )
     reward_scale: float = positive(0.001, help="returns-to-go are multiplied by this before entering the model")
     target_return: float = hyperparameter(
-        float("nan"), help="return (raw env units) to condition on; NaN: the dataset's ref_max_score, else its best episode"
+        float("nan"), help="return (raw env units) to condition on; NaN: the dataset's best episode return"
     )
-    # Set by `adapt_to_dataset`: sum |r| of the raw dataset, to detect and undo a later reward rescaling.
-    raw_reward_magnitude: Annotated[float | None, tyro.conf.Suppress] = static(None)
 
     name = "dt"
+    normalizes_rewards = False  # returns-to-go and the target return are in raw environment units
+    description = "Decision Transformer: return-conditioned sequence model (offline)"
 
     def configure(self, spec, total_steps: int) -> "DT":
         agent = super().configure(spec, total_steps)
-        return agent.replace(max_episode_steps=max(self.max_episode_steps, int(spec.max_episode_steps)))
+        return agent.replace(max_episode_steps=max(self.max_episode_steps, int(getattr(spec, "max_episode_steps", 0) or 0)))
 
     def validate(self) -> "DT":
         if self.embedding_dim % self.num_heads:
@@ -205,22 +203,14 @@ class DT(Agent):
     # ----- data -----
 
     def adapt_to_dataset(self, dataset, metadata: dict) -> "DT":
-        magnitude = float(np.abs(np.asarray(dataset.rewards, np.float64)).sum())
-        agent = self.replace(raw_reward_magnitude=magnitude)
+        # The best return seen in the data: conditioning far above it (e.g. on the expert reference of a
+        # poor dataset) asks for behaviour the model never saw, and scored worse on Pendulum medium-replay.
         if math.isnan(float(np.asarray(self.target_return))):
-            if "ref_max_score" in metadata:
-                target = float(metadata["ref_max_score"])
-            else:
-                target = float(dataset.episode_returns().max())
-            agent = agent.replace(target_return=target)
-        return agent
+            return self.replace(target_return=float(dataset.episode_returns().max()))
+        return self
 
     def training_data(self, dataset) -> TrajectoryData:
         rewards = np.asarray(dataset.rewards, np.float64)
-        if self.raw_reward_magnitude:  # undo a rescaling applied since adapt_to_dataset (e.g. normalize_rewards)
-            magnitude = np.abs(rewards).sum()
-            if magnitude > 0:
-                rewards = rewards * (self.raw_reward_magnitude / magnitude)
         returns_to_go, timesteps, episode_end = trajectory_arrays(rewards, dataset.terminals, dataset.timeouts)
         return TrajectoryData(
             observations=jnp.asarray(dataset.observations, jnp.float32),
