@@ -58,3 +58,14 @@ def test_unknown_suite_names():
         generate_suite("gymnax/Pendulum-v1", "huge")
     with pytest.raises(ValueError, match="unknown dataset level 'medium_replay'"):
         load_level("gymnax/Pendulum-v1", "medium_replay")
+
+
+@pytest.mark.slow
+def test_brax_suite_pipeline(tmp_path):
+    """The brax path end to end at toy scale (the small and full profiles take CPU-hours / a GPU)."""
+    out = generate_suite("brax/hopper", "smoke", seed=0, root=tmp_path, verbose=False)
+    info = json.loads((out / "suite.json").read_text())
+    medium, meta = load_dataset(out / "medium.hdf5")
+    assert medium.size == 2_000 and medium.observations.shape[1] == 11 and meta["env"] == "brax/hopper"
+    assert np.isfinite(info["ref_min_score"]) and np.isfinite(info["ref_max_score"])
+    assert set(p.stem for p in out.glob("*.hdf5")) == set(LEVELS)

@@ -40,6 +40,8 @@ class SuiteProfile:
     medium_fraction: float = 0.5  # medium = the snapshot closest to this fraction of the expert score
     eval_episodes: int = 20
     collect_envs: int = 100  # envs stepped in parallel while collecting
+    learning_starts: int = 1000  # uniform random actions before the generating agent starts learning
+    batch_size: int = 256
 
 
 PROFILES: dict[str, dict[str, SuiteProfile]] = {
@@ -51,6 +53,19 @@ PROFILES: dict[str, dict[str, SuiteProfile]] = {
         "default": SuiteProfile(agent_steps=400_000, snapshot_every=8_000, transitions=100_000),
     },
 }
+# Brax locomotion, D4RL's recipe: SAC for 1M env steps, medium at a third of the expert, 1M transitions
+# per level ("full", for a GPU). "small" is sized for a 2-core CPU; "smoke" only checks the pipeline.
+_BRAX = {
+    "full": SuiteProfile(agent_steps=1_000_000, snapshot_every=20_000, transitions=1_000_000, hidden_dims=(256, 256),
+                         num_envs=16, utd=1.0, medium_fraction=1 / 3, eval_episodes=10, collect_envs=1000,
+                         learning_starts=10_000),
+    "small": SuiteProfile(agent_steps=200_000, snapshot_every=10_000, transitions=100_000, hidden_dims=(128, 128),
+                          num_envs=8, utd=0.25, medium_fraction=1 / 3, eval_episodes=10, collect_envs=100,
+                          learning_starts=5_000),
+    "smoke": SuiteProfile(agent_steps=2_000, snapshot_every=1_000, transitions=2_000, hidden_dims=(16, 16), num_envs=4,
+                          utd=0.25, eval_episodes=2, collect_envs=4, learning_starts=500, batch_size=32),
+}  # fmt: skip
+PROFILES.update({f"brax/{name}": _BRAX for name in ("hopper", "halfcheetah", "walker2d", "ant")})
 
 
 def data_dir() -> Path:
@@ -123,9 +138,9 @@ def generate_suite(
         env,
         chunk_steps=prof.snapshot_every,
         num_envs=prof.num_envs,
-        batch_size=256,
+        batch_size=prof.batch_size,
         utd=prof.utd,
-        learning_starts=min(1000, prof.agent_steps // 4),
+        learning_starts=prof.learning_starts,
         buffer_size=prof.agent_steps,
         eval_episodes=1,
     )
