@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from jaxrl.agents import ConfigError, make_agent
+from jaxrl.trainer import TrainingDiverged
 
 
 @dataclasses.dataclass
@@ -81,7 +82,14 @@ def run_table(spec: TableSpec, out: Path, only: list[str] | None = None, log=pri
         if (algo, level) in done:
             continue
         start = time.perf_counter()
-        result = train(dataclasses.replace(cfg, overwrite=True))
+        try:
+            result = train(dataclasses.replace(cfg, overwrite=True))
+        except TrainingDiverged as err:  # a diverged cell is a result too: record it and go on
+            log(f"{algo:>8} {level:>14}: {err}")
+            done[(algo, level)] = cell = {"algo": algo, "level": level, "diverged": str(err)}
+            with cells_path.open("a") as f:
+                f.write(json.dumps(cell) + "\n")
+            continue
         scores = [row.get("normalized_score", row["eval_return"]) for row in result.final_rows]
         cell = {"algo": algo, "level": level, "scores": scores, "mean": float(np.mean(scores)),
                 "std": float(np.std(scores)), "seconds": time.perf_counter() - start}  # fmt: skip
@@ -97,20 +105,24 @@ def run_table(spec: TableSpec, out: Path, only: list[str] | None = None, log=pri
 
 def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:
     """Rows are dataset levels (+ average), columns algorithms; the best mean per row is bold."""
+    ok = {key: cell for key, cell in cells.items() if "mean" in cell}
+
+    def text(a, level):
+        if (a, level) in ok:
+            return f"{ok[(a, level)]['mean']:.1f} +- {ok[(a, level)]['std']:.1f}"
+        return "diverged" if (a, level) in cells else "-"
+
     lines = [f"| {spec.env.split('/')[-1]} | " + " | ".join(algos) + " |", "|---" * (len(algos) + 1) + "|"]
     for level in [*spec.levels, "average"]:
         if level == "average":
+            complete = [all((a, lv) in ok for lv in spec.levels) for a in algos]
             means = [
-                np.mean([cells[(a, lv)]["mean"] for lv in spec.levels]) if all((a, lv) in cells for lv in spec.levels) else None
-                for a in algos
+                np.mean([ok[(a, lv)]["mean"] for lv in spec.levels]) if c else None for a, c in zip(algos, complete, strict=True)
             ]
             texts = [f"{m:.1f}" if m is not None else "-" for m in means]
         else:
-            means = [cells[(a, level)]["mean"] if (a, level) in cells else None for a in algos]
-            texts = [
-                f"{cells[(a, level)]['mean']:.1f} +- {cells[(a, level)]['std']:.1f}" if (a, level) in cells else "-"
-                for a in algos
-            ]
+            means = [ok[(a, level)]["mean"] if (a, level) in ok else None for a in algos]
+            texts = [text(a, level) for a in algos]
         known = [m for m in means if m is not None]
         best = max(known) if known else None
         texts = [f"**{t}**" if m is not None and m == best else t for t, m in zip(texts, means, strict=True)]
