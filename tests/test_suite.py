@@ -52,7 +52,9 @@ def test_second_call_uses_cache(tiny_suite):
 
 
 def test_unknown_suite_names():
-    with pytest.raises(ValueError, match="no dataset suite is defined for 'brax/ant'"):
+    with pytest.raises(ValueError, match="no dataset suite is defined for 'gymnax/CartPole-v1'"):
+        generate_suite("gymnax/CartPole-v1")
+    with pytest.raises(ValueError, match="unknown suite profile 'default' for brax/ant; profiles: full, small, smoke"):
         generate_suite("brax/ant")
     with pytest.raises(ValueError, match="unknown suite profile 'huge'"):
         generate_suite("gymnax/Pendulum-v1", "huge")
