@@ -37,8 +37,13 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# d3rlpy 2.8.1 pins gymnasium==1.0.0, which our gymnax 1.0.1 (>=1.1,<1.4) excludes, so no resolver can install
+# both: d3rlpy goes in without its dependencies (the bench extra lists the others; the benchmark uses no
+# gymnasium environment of d3rlpy's). The bench extra's torch==2.13.0 is the CPU build available here.
+D3RLPY := d3rlpy==2.8.1
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	$(BIN)/python -m pip install -q --no-deps $(D3RLPY)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
