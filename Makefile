@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install install-cuda demo test test-all lint format bench datasets table-offline clean
+.PHONY: install install-cuda demo test test-all lint format bench datasets table-offline reproduce-riql clean
 
 install: $(STAMP)
 
@@ -53,6 +53,11 @@ bench: $(BENCH_STAMP)
 # Pass SUITE=<dir of <level>.hdf5 files> ENV=<env> for a brax suite or D4RL files (GPU scale).
 table-offline: install
 	$(BIN)/python scripts/table.py experiments/tables/offline_pendulum.yaml $(if $(SUITE),--suite $(SUITE)) $(if $(ENV),--env $(ENV))
+
+# RIQL Tables 1 and 2 (random / adversarial corruption) on the Pendulum suite, with the paper's claims checked.
+# ARGS=--full: paper scale on the brax full medium-replay suites (for a GPU).
+reproduce-riql: install
+	$(BIN)/python scripts/reproduce_riql.py $(ARGS)
 
 datasets: install
 	$(BIN)/python scripts/make_datasets.py --env gymnax/Pendulum-v1

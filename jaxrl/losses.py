@@ -52,7 +52,9 @@ def ensemble_gradient_similarity(action_grads):
     `action_grads` [K, B, A] are the gradients of each critic with respect to the action.
     """
     k = action_grads.shape[0]
-    unit = action_grads / (jnp.linalg.norm(action_grads, axis=-1, keepdims=True) + 1e-10)
+    # sqrt(|g|^2 + eps), not |g| + eps: the norm's own gradient is 0/0 = NaN where a critic's action
+    # gradient is exactly zero (all ReLUs off), which made EDAC diverge; torch's norm returns 0 there.
+    unit = action_grads / jnp.sqrt(jnp.sum(action_grads**2, axis=-1, keepdims=True) + 1e-20)
     cosine = jnp.einsum("ibd,jbd->bij", unit, unit)
     off_diagonal = cosine.sum(axis=(1, 2)) - jnp.trace(cosine, axis1=1, axis2=2)
     return off_diagonal.mean() / (k * (k - 1))

@@ -22,6 +22,7 @@ import envs
 from jaxrl import trainer
 from jaxrl.agents import AGENTS, OFFLINE_AGENTS, Agent, ConfigError
 from jaxrl.data import ObsNormalizer, load_dataset
+from jaxrl.data.corruption import Corruption, corrupt
 from jaxrl.data.suite import LEVELS, load_level, suite_dir
 from jaxrl.experiment import load_experiment
 from jaxrl.sweep import make_members, parse_sweep, stack_agents
@@ -57,10 +58,12 @@ class TrainConfig:
     eval_episodes: int = 10
     checkpoint_every: int = 5
     """chunks between checkpoints (the final state is always saved)"""
-    normalize_obs: bool = False
-    """standardise observations with dataset statistics (evaluation uses the same statistics)"""
+    normalize_obs: bool | None = None
+    """standardise observations with dataset statistics, which evaluation shares (default: the agent's choice)"""
     normalize_rewards: bool = True
     """offline: scale rewards by 1000 / (max - min episode return), IQL's locomotion setting"""
+    corruption: Corruption = Corruption()
+    """offline: corrupt the dataset before training (RIQL's protocol); no elements means clean data"""
     num_envs: int = 1
     """online: environments stepped in parallel"""
     utd: float = 1.0
@@ -78,6 +81,10 @@ class TrainConfig:
     overwrite: bool = False
     """delete an existing run in run_dir and start again"""
     progress: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.corruption, dict):  # from a YAML spec
+            self.corruption = Corruption(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.corruption.items()})
 
     @property
     def offline(self) -> bool:
@@ -117,6 +124,10 @@ class TrainConfig:
             raise ConfigError(
                 f"dataset {self.dataset!r} is neither a suite level ({', '.join(LEVELS)}), a .hdf5/.npz path nor a Minari directory"
             )
+        if self.corruption.elements:
+            if not self.offline:
+                raise ConfigError("corruption applies to offline datasets only")
+            self.corruption.validate()
         self.agent.validate()
         return self
 
@@ -150,11 +161,14 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.Run
 
     if cfg.offline:
         dataset, metadata = _load_offline(cfg, env.spec)
+        if cfg.corruption.elements:  # before any normalisation, as in the protocol
+            dataset, metadata = corrupt(dataset, metadata, cfg.corruption)
         base = base.adapt_to_dataset(dataset, metadata)
         agents = stack_agents(base, members).validate()
         if cfg.normalize_rewards and base.normalizes_rewards:
             dataset = dataset.replace(rewards=dataset.rewards * _reward_scale(dataset))
-        normalizer = ObsNormalizer.from_dataset(dataset) if cfg.normalize_obs else ObsNormalizer.identity(env.spec.obs_dim)
+        normalize_obs = base.normalizes_observations if cfg.normalize_obs is None else cfg.normalize_obs
+        normalizer = ObsNormalizer.from_dataset(dataset) if normalize_obs else ObsNormalizer.identity(env.spec.obs_dim)
         dataset = normalizer.apply(dataset)
         program = trainer.build_offline_program(
             agents,

@@ -102,18 +102,20 @@ def build_offline_program(
         init_key, key = jax.random.split(key)
         return OfflineState(agent.init(init_key), normalizer, key)
 
-    def chunk(agent, state, data):
-        def update(carry, _):
+    def chunk(agent, state, index, data):
+        def update(carry, step):
             agent_state, key = carry
             key, batch_key, update_key = jax.random.split(key, 3)
-            agent_state, metrics = agent.update(agent_state, agent.sample(data, batch_key, batch_size), update_key)
+            batch = agent.sample(data, batch_key, batch_size)
+            agent_state, metrics = agent.update_at(agent_state, batch, update_key, step)
             return (agent_state, key), metrics
 
-        (agent_state, key), metrics = jax.lax.scan(update, (state.agent, state.key), None, chunk_steps)
+        # The global update index, unbatched under the member vmap: a lax.cond on it is a real branch.
+        steps = index * chunk_steps + jnp.arange(chunk_steps)
+        (agent_state, key), metrics = jax.lax.scan(update, (state.agent, state.key), steps)
         return state.replace(agent=agent_state, key=key), _mean_metrics(metrics)
 
-    return _assemble(agents, init, lambda agent, state, index, data: chunk(agent, state, data), dataset, eval_env,
-                     eval_episodes, chunk_steps, mesh)  # fmt: skip
+    return _assemble(agents, init, chunk, dataset, eval_env, eval_episodes, chunk_steps, mesh)
 
 
 def build_online_program(

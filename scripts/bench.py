@@ -1203,8 +1203,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if any(a in args.algos for a in ("td3bc", "rebrac")):
             notes.append(
-                "td3bc/rebrac: ours computes the actor gradient on every update and keeps the step on every 2nd one (policy_freq=2, "
-                "`jnp.where`, so the program has no branch); d3rlpy runs the actor update only on every 2nd call"
+                "td3bc/rebrac: like d3rlpy, ours computes the actor gradient only on every 2nd update (policy_freq=2, a `lax.cond` "
+                "on the trainer's unbatched step); on the other updates it still evaluates the actor loss, forward only, for the log"
             )
 
     ratio = None

@@ -45,5 +45,5 @@ def test_table_specs_build_valid_cells(tmp_path):
     for path in sorted((EXPERIMENTS / "tables").glob("*.yaml")):
         spec = TableSpec.load(path)
         for algo in spec.algorithms:
-            for level in spec.levels:
-                _cell_config(spec, algo, level, tmp_path).validate()
+            for row in spec.row_settings():
+                _cell_config(spec, algo, row, tmp_path).validate()

@@ -7,10 +7,11 @@ from jaxrl.agents.cql import CQL
 from jaxrl.agents.dt import DT
 from jaxrl.agents.ensembles import EDAC, SACN
 from jaxrl.agents.iql import IQL
+from jaxrl.agents.riql import RIQL
 from jaxrl.agents.sac import SAC
 from jaxrl.agents.td3bc import TD3BC, ReBRAC
 
-OFFLINE_AGENTS = {cls.name: cls for cls in (BC, IQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC, DT)}
+OFFLINE_AGENTS = {cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC, DT)}
 ONLINE_AGENTS = {"sac": SAC}
 AGENTS = {**OFFLINE_AGENTS, **ONLINE_AGENTS}
 
@@ -36,6 +37,7 @@ __all__ = [
     "DT",
     "EDAC",
     "IQL",
+    "RIQL",
     "ReBRAC",
     "SAC",
     "SACN",

@@ -50,6 +50,7 @@ class Agent(struct.PyTreeNode):
     name = "agent"
     description = ""
     normalizes_rewards = True  # whether TrainConfig.normalize_rewards applies to this agent
+    normalizes_observations = False  # the default of TrainConfig.normalize_obs for this agent
 
     def configure(self, spec, total_steps: int) -> "Agent":
         return self.replace(obs_dim=spec.obs_dim, action_dim=spec.action_dim, total_steps=int(total_steps))
@@ -76,6 +77,11 @@ class Agent(struct.PyTreeNode):
     def observe(self, carry, reward):
         """Update the policy's memory with the reward of the step just taken."""
         return carry
+
+    def update_at(self, state, batch, key, step):
+        """`update` given the update index `step` (= state.step) without the member axis that state.step
+        has under vmap, so an agent can branch on it with a real `lax.cond` (TD3+BC's delayed actor)."""
+        return self.update(state, batch, key)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The float hyperparameters (pytree leaves) by name."""

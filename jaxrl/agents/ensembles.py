@@ -8,6 +8,7 @@ diversifies the ensemble so fewer critics suffice.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from jaxrl import losses
 from jaxrl.agents.base import hyperparameter, static
@@ -31,11 +32,24 @@ class EDAC(SACN):
 
     def critic_regularizer(self, state, batch, key):
         def diversity(params):
-            def q_sum(actions):  # summing over the batch gives per-sample action gradients
-                return self.critic_net.apply(params, batch.observations, actions).sum(axis=1)
-
-            grads = jax.jacrev(q_sum)(batch.actions)  # [K, B, A]
+            grads = self.action_gradients(params, batch.observations, batch.actions)
             similarity = losses.ensemble_gradient_similarity(grads)
             return self.eta * similarity, {"gradient_similarity": similarity}
 
         return diversity
+
+    def action_gradients(self, params, observations, actions):
+        """grad_a Q_k(s, a) of every critic k at every sample: [K, B, A].
+
+        Critic k is evaluated on its own copy of the actions, so one backward pass of the summed Q values
+        gives them all (jax.jacrev would run K backward passes, each through all K critics).
+        """
+        single = self.critic_net.clone(num_critics=1)  # one critic, given its params with a leading axis of 1
+
+        def q(critic_params, critic_actions):
+            return single.apply(jax.tree.map(lambda x: x[None], critic_params), observations, critic_actions)[0]
+
+        def q_sum(actions_k):  # sum over k and b of Q_k(s_b, actions_k[k, b])
+            return jax.vmap(q)(params, actions_k).sum()
+
+        return jax.grad(q_sum)(jnp.broadcast_to(actions, (self.num_critics, *actions.shape)))

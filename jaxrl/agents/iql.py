@@ -1,8 +1,8 @@
 """Implicit Q-Learning (Kostrikov et al. 2021, arXiv 2110.06169).
 
 V is fitted by expectile regression to the target critics' estimate, Q by TD to r + gamma V(s'),
-and the actor by advantage-weighted regression. `q_estimate` and `critic_loss` are the two points
-that robust variants (RIQL) override.
+and the actor by advantage-weighted regression. `q_estimate`, `critic_target` and `critic_loss` are
+the points that robust variants (RIQL) override.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ class IQL(CriticAgent):
     def critic_loss(self, td_error):
         return td_error**2
 
+    def critic_target(self, batch, next_v):
+        return losses.td_target(batch.rewards, batch.terminals, next_v, self.gamma)
+
     def update(self, state: IQLState, batch, key):
         del key  # IQL's update is deterministic given the batch
         target_q = self.q_estimate(self.critic_net.apply(state.target_critic_params, batch.observations, batch.actions))
@@ -88,7 +91,7 @@ class IQL(CriticAgent):
         actor = state.actor.apply_gradients(grads, actor_lr)
 
         next_v = self.value_net.apply(value.params, batch.next_observations)
-        target = losses.td_target(batch.rewards, batch.terminals, next_v, self.gamma)
+        target = self.critic_target(batch, next_v)
         critic, q_loss, qs, _ = self.fit_critic(state.critic, batch, target, self.critic_loss)
 
         new_state = IQLState(

@@ -60,6 +60,12 @@ class TD3BC(CriticAgent):
         return TD3BCState(actor, actor.params, critic, critic.params, jnp.zeros((), jnp.int32))
 
     def update(self, state: TD3BCState, batch, key):
+        return self.update_at(state, batch, key, state.step)
+
+    def update_at(self, state: TD3BCState, batch, key, step):
+        """`update` with the update index `step` (equal to state.step) given separately. The offline trainer
+        passes its scan counter, which is unbatched under the member vmap, so that the delayed actor update
+        is a real branch: `state.step` carries a member axis there and would turn `lax.cond` into a select."""
         noise = jnp.clip(self.policy_noise * jax.random.normal(key, batch.actions.shape), -self.noise_clip, self.noise_clip)
         next_action = jnp.clip(self.actor_net.apply(state.target_actor_params, batch.next_observations) + noise, -1.0, 1.0)
         next_q = self.critic_net.apply(state.target_critic_params, batch.next_observations, next_action).min(axis=0)
@@ -77,11 +83,19 @@ class TD3BC(CriticAgent):
             bc = losses.bc_penalty(action, batch.actions, self.bc_reduce)
             return (self.actor_bc_coef * bc - lmbda * q).mean(), bc.mean()
 
-        (pi_loss, bc), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor.params)
         # Delayed policy updates: every policy_freq-th step moves the actor and both targets.
-        delayed = state.step % self.policy_freq == 0
+        def actor_step(_):
+            (pi_loss, bc), grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor.params)
+            return state.actor.apply_gradients(grads, self.actor_lr), pi_loss, bc
+
+        def hold(_):  # the loss without its gradient, so that the logged metrics still cover every step
+            return state.actor, *actor_loss(state.actor.params)
+
+        delayed = step % self.policy_freq == 0
+        actor, pi_loss, bc = jax.lax.cond(delayed, actor_step, hold, None)
+        # The Polyak averages are cheap elementwise work; outside the branch XLA compiles them as before,
+        # bit for bit (inside it, they come out 1 ulp different).
         pick = lambda new, old: jax.tree.map(lambda n, o: jnp.where(delayed, n, o), new, old)  # noqa: E731
-        actor = pick(state.actor.apply_gradients(grads, self.actor_lr), state.actor)
         new_state = TD3BCState(
             actor=actor,
             target_actor_params=pick(

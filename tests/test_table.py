@@ -1,0 +1,90 @@
+"""Results tables: rows of overrides, per-row algorithm settings, the claims verdict, and resuming."""
+
+import types
+
+import pytest
+import yaml
+
+from jaxrl.agents import ConfigError
+from jaxrl.table import TableSpec, _cell_config, check_claims, format_table, run_table
+
+SPEC = {
+    "name": "t",
+    "env": "gymnax/Pendulum-v1",
+    "seeds": 2,
+    "steps": 1000,
+    "common": {"dataset": "medium-replay", "chunk_steps": 500, "corruption": {"mode": "random", "rate": 0.3}},
+    "rows": {"obs": {"corruption": {"elements": ["observations"]}}, "rew": {"corruption": {"elements": ["rewards"]}}},
+    "algorithms": {
+        "iql": {"agent": {"hidden_dims": [8, 8]}},
+        "riql": {"agent": {"hidden_dims": [8, 8]}, "rows": {"rew": {"agent": {"huber_sigma": 3.0, "num_critics": 3}}}},
+    },
+    "claims": [{"claim": "RIQL is best", "best": "riql", "among": ["iql", "riql"]}],
+}
+
+
+def _load(tmp_path, spec=SPEC):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return TableSpec.load(path)
+
+
+def test_rows_merge_common_row_and_per_row_algorithm_settings(tmp_path):
+    spec = _load(tmp_path)
+    obs, rew = (_cell_config(spec, "riql", row, tmp_path) for row in ("obs", "rew"))
+    assert obs.corruption.elements == ("observations",) and rew.corruption.elements == ("rewards",)
+    assert obs.corruption.rate == rew.corruption.rate == 0.3  # from `common`, merged with the row's
+    assert (obs.agent.huber_sigma, obs.agent.num_critics) == (1.0, 5)  # RIQL's defaults
+    assert (rew.agent.huber_sigma, rew.agent.num_critics, rew.agent.hidden_dims) == (3.0, 3, (8, 8))
+    assert _cell_config(spec, "iql", "rew", tmp_path).agent.name == "iql"
+
+
+def test_levels_are_rows(tmp_path):
+    spec = _load(tmp_path, {"name": "t", "env": "gymnax/Pendulum-v1", "levels": ["medium", "expert"], "algorithms": {"bc": {}}})
+    assert _cell_config(spec, "bc", "expert", tmp_path).dataset == "expert"
+
+
+def test_bad_specs_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="unknown rows"):
+        _load(tmp_path, {**SPEC, "algorithms": {"riql": {"rows": {"typo": {}}}}})
+    with pytest.raises(ConfigError, match="'levels' or 'rows'"):
+        _load(tmp_path, {k: v for k, v in SPEC.items() if k != "rows"})
+
+
+def _cells(iql, riql):
+    rows = ("obs", "rew")
+    return {**{("iql", r): {"mean": m, "std": 0.0} for r, m in zip(rows, iql, strict=True)},
+            **{("riql", r): {"mean": m, "std": 0.0} for r, m in zip(rows, riql, strict=True)}}  # fmt: skip
+
+
+def test_claims_and_average(tmp_path):
+    spec = _load(tmp_path)
+    assert "holds: riql averages 15.0, best other iql 10.0" in check_claims(spec, _cells([0, 20], [10, 20]))
+    assert "does not hold" in check_claims(spec, _cells([30, 20], [10, 20]))
+    cells = _cells([30, 20], [10, 20])
+    cells[("riql", "rew")] = {"diverged": "nan"}
+    assert "undecided" in check_claims(spec, cells)
+    table = format_table(spec, cells, ["iql", "riql"])
+    assert "| rew | **20.0 +- 0.0** | diverged |" in table and "| average | **25.0** | - |" in table
+
+
+def test_finished_cells_are_reused_only_under_the_same_settings(tmp_path, monkeypatch):
+    import jaxrl.train
+
+    calls = []
+
+    def fake_train(cfg):
+        calls.append((cfg.agent.name, cfg.corruption.elements))
+        return types.SimpleNamespace(final_rows=[{"normalized_score": s, "eval_return": 0.0} for s in (1.0, 3.0)])
+
+    monkeypatch.setattr(jaxrl.train, "train", fake_train)
+    spec = _load(tmp_path)
+    out = tmp_path / "out"
+    run_table(spec, out, log=lambda *a: None)
+    assert len(calls) == 4
+    run_table(spec, out, log=lambda *a: None)
+    assert len(calls) == 4  # all four cells reused
+    edited = _load(tmp_path, {**SPEC, "algorithms": {**SPEC["algorithms"], "iql": {"agent": {"hidden_dims": [16, 16]}}}})
+    table = run_table(edited, out, log=lambda *a: None)
+    assert calls[4:] == [("iql", ("observations",)), ("iql", ("rewards",))]  # only the edited algorithm reruns
+    assert "2.0 +- 1.0" in table and "RIQL is best: does not hold" in table
