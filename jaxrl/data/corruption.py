@@ -282,7 +282,7 @@ def _apply_all(dataset: Dataset, corruption: Corruption, log) -> tuple[Dataset, 
     q_fn = policy_fn = None
     if corruption.mode == "adversarial" and set(corruption.elements) - {"rewards"}:
         t0 = time.perf_counter()
-        q_fn, policy_fn = pretrain_attacker(dataset, corruption)  # on the clean data, before any element
+        q_fn, policy_fn = jax.block_until_ready(pretrain_attacker(dataset, corruption))  # on the clean data
         log(f"[corruption] trained the EDAC attacker for {corruption.attacker_steps} steps ({time.perf_counter() - t0:.0f} s)")
     masks = {}
     for element in corruption.elements:
