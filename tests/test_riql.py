@@ -50,7 +50,7 @@ def test_riql_update_uses_the_quantile_of_its_ensemble():
         rewards=jax.random.normal(k[2], (8,)), next_observations=jax.random.normal(k[0], (8, 3)),
         terminals=np.zeros(8), timeouts=np.zeros(8),
     )  # fmt: skip
-    _, metrics = agent.update(state, batch, jax.random.PRNGKey(2))
+    _, metrics = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(2))
     qs = agent.critic_net.apply(state.target_critic_params, batch.observations, batch.actions)
     v = agent.value_net.apply(state.value.params, batch.observations)
     expected = losses.expectile_loss(jnp.quantile(qs, 0.25, axis=0) - v, agent.expectile).mean()
