@@ -46,4 +46,7 @@ def load_experiment(path: str | Path):
         raise ConfigError(f"{path}: unknown key {unknown[0]!r}; allowed: algo, agent, {', '.join(sorted(fields))}")
     if "sweep" in spec:
         spec["sweep"] = tuple(spec["sweep"])
-    return TrainConfig(agent=agent, **spec)
+    try:
+        return TrainConfig(agent=agent, **spec)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

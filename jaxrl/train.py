@@ -84,6 +84,10 @@ class TrainConfig:
 
     def __post_init__(self):
         if isinstance(self.corruption, dict):  # from a YAML spec
+            unknown = sorted(set(self.corruption) - {f.name for f in dataclasses.fields(Corruption)})
+            if unknown:
+                allowed = ", ".join(f.name for f in dataclasses.fields(Corruption))
+                raise ConfigError(f"corruption has no setting {unknown[0]!r}; it has: {allowed}")
             self.corruption = Corruption(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.corruption.items()})
 
     @property

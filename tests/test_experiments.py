@@ -29,6 +29,7 @@ def test_demo_spec():
         ("algo: iql\nagent: {betta: 2}\n", "iql has no hyperparameter 'betta'"),
         ("seeds: 3\n", "at least an 'algo' key"),
         ("algo: [iql\n", "not valid YAML"),
+        ("algo: iql\ncorruption: {element: [rewards]}\n", "corruption has no setting 'element'"),
     ],
 )
 def test_bad_spec(tmp_path, text, message):
