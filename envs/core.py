@@ -29,6 +29,10 @@ class EnvSpec:
     action_low: tuple[float, ...]
     action_high: tuple[float, ...]
     max_episode_steps: int
+    # The wrapped environment's own action bounds, where `RescaleAction` maps [-1, 1] onto them (None:
+    # the same as action_low/high). A dataset written in the native range is rescaled by them on load.
+    native_action_low: tuple[float, ...] | None = None
+    native_action_high: tuple[float, ...] | None = None
 
     @property
     def obs_dim(self) -> int:
@@ -37,6 +41,12 @@ class EnvSpec:
     @property
     def action_dim(self) -> int:
         return int(np.prod(self.action_shape))
+
+    @property
+    def native_action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        low = self.action_low if self.native_action_low is None else self.native_action_low
+        high = self.action_high if self.native_action_high is None else self.native_action_high
+        return np.asarray(low, np.float64), np.asarray(high, np.float64)
 
 
 class Env(abc.ABC):

@@ -38,7 +38,9 @@ class RescaleAction(Wrapper):
         self._low = jnp.asarray(env.spec.action_low, jnp.float32)
         self._high = jnp.asarray(env.spec.action_high, jnp.float32)
         n = env.spec.action_dim
-        self.spec = replace(env.spec, action_low=(-1.0,) * n, action_high=(1.0,) * n)
+        low, high = env.spec.native_action_bounds
+        self.spec = replace(env.spec, action_low=(-1.0,) * n, action_high=(1.0,) * n,
+                            native_action_low=tuple(low.tolist()), native_action_high=tuple(high.tolist()))  # fmt: skip
 
     def step(self, key, state, action, params=None):
         action = jnp.clip(action, -1.0, 1.0)

@@ -1,10 +1,13 @@
-"""What a run leaves behind: metrics as JSONL and CSV, a learning-curve figure, a results table."""
+"""What a run leaves behind: metrics as JSONL and CSV (and optionally TensorBoard event files), a
+learning-curve figure, a results table."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import os
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,9 +15,10 @@ import numpy as np
 
 
 class MetricsWriter:
-    """Appends one row per sweep member per chunk to metrics.jsonl and metrics.csv."""
+    """Appends one row per sweep member per chunk to metrics.jsonl and metrics.csv, and with
+    `tensorboard_members` (the members' descriptions) to TensorBoard event files too."""
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None):
+    def __init__(self, run_dir: Path, resume_step: int | None = None, tensorboard_members: list[dict] | None = None):
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
         rows = self.read(run_dir) if resume_step is not None else []
@@ -22,6 +26,10 @@ class MetricsWriter:
         rows = [r for r in rows if resume_step is not None and r["step"] <= resume_step]
         self.rows = rows
         self._rewrite()
+        self.tensorboard = None
+        if tensorboard_members is not None:
+            purge = 0 if resume_step is None else resume_step + 1
+            self.tensorboard = TensorBoardWriter(run_dir / "tensorboard", tensorboard_members, purge_step=purge)
 
     @staticmethod
     def read(run_dir: Path) -> list[dict]:
@@ -36,6 +44,12 @@ class MetricsWriter:
             for row in rows:
                 f.write(json.dumps(row) + "\n")
         self._write_csv()
+        if self.tensorboard is not None:
+            self.tensorboard.write(rows)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def _rewrite(self) -> None:
         self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
@@ -47,6 +61,49 @@ class MetricsWriter:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             writer.writerows(self.rows)
+
+
+def member_name(index: int, member: dict) -> str:
+    """e.g. "3-seed1-beta=10": the member's index, then its seed and hyperparameters."""
+    return "-".join([str(index), *(f"{k}{v:g}" if k == "seed" else f"{k}={v:g}" for k, v in member.items())])
+
+
+class TensorBoardWriter:
+    """TensorBoard event files under `directory`, one run per sweep member (so TensorBoard overlays the
+    members' curves), tags `train/<metric>` and `eval/<metric>`. Written by tensorboardX: no TensorFlow.
+
+    `purge_step`: events of an earlier attempt at this step or later are hidden, so a resumed run's
+    recomputed chunks replace those logged after its checkpoint instead of doubling them.
+    """
+
+    EVAL_KEYS = ("eval_return", "normalized_score")
+
+    def __init__(self, directory: Path, members: list[dict], purge_step: int | None = 0):
+        from tensorboardX import SummaryWriter
+
+        self.members = members
+        # tensorboardX names files by the second; a unique suffix keeps a resumed run from overwriting
+        # (opening "wb") the file an earlier attempt wrote in the same second.
+        suffix = f".{os.getpid()}.{time.time_ns()}"
+        self._writers = [
+            SummaryWriter(str(Path(directory) / member_name(i, m)), purge_step=purge_step, filename_suffix=suffix)
+            for i, m in enumerate(members)
+        ]
+
+    def write(self, rows: list[dict]) -> None:
+        for row in rows:
+            member = row["member"]
+            labels = {"step", "member", *self.members[member]}
+            for key, value in row.items():
+                if key not in labels and isinstance(value, (int, float)):
+                    tag = f"eval/{key}" if key in self.EVAL_KEYS else f"train/{key}"
+                    self._writers[member].add_scalar(tag, value, row["step"])
+        for writer in self._writers:
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
 
 
 def _group_key(row: dict, keys: list[str]) -> str:

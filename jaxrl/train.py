@@ -13,9 +13,10 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Union
+from typing import Annotated, Any, Union
 
 import jax
+import numpy as np
 import tyro
 
 import envs
@@ -24,7 +25,7 @@ from jaxrl.agents import AGENTS, OFFLINE_AGENTS, Agent, ConfigError
 from jaxrl.data import ObsNormalizer, load_dataset
 from jaxrl.data.corruption import Corruption, corrupt
 from jaxrl.data.suite import LEVELS, load_level, suite_dir
-from jaxrl.experiment import load_experiment
+from jaxrl.experiment import config_from_mapping, load_experiment
 from jaxrl.sweep import make_members, parse_sweep, stack_agents
 
 # One CLI subcommand per registered algorithm, with its hyperparameters as flags.
@@ -81,6 +82,8 @@ class TrainConfig:
     overwrite: bool = False
     """delete an existing run in run_dir and start again"""
     progress: bool = True
+    tensorboard: bool = False
+    """also write TensorBoard event files to run_dir/tensorboard/, one run per member (tensorboard --logdir RUN_DIR)"""
 
     def __post_init__(self):
         if isinstance(self.corruption, dict):  # from a YAML spec
@@ -154,14 +157,23 @@ def _ref_scores(metadata: dict) -> tuple[float, float] | None:
     return None
 
 
-def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.RunResult:
-    """Run the training described by `cfg`; returns final states, per-member results and the table."""
+@dataclass
+class Built:
+    """What a config compiles to: the program over all members, and what describes the members."""
+
+    program: trainer.Program
+    members: list[dict]
+    grid: dict[str, list[float]]
+    metadata: dict
+
+
+def build(cfg: TrainConfig) -> Built:
+    """Validate `cfg`, load (and corrupt, normalise) its data and build its training program."""
     cfg.validate()
     env = envs.make(cfg.env)
     base: Agent = cfg.agent.configure(env.spec, cfg.steps)
     grid = parse_sweep(cfg.sweep, base)
     members = make_members(grid, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)))
-    num_chunks = cfg.steps // cfg.chunk_steps
 
     if cfg.offline:
         dataset, metadata = _load_offline(cfg, env.spec)
@@ -198,23 +210,64 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.Run
             buffer_size=cfg.buffer_size,
             eval_episodes=cfg.eval_episodes,
         )
+    return Built(program, members, grid, metadata)
+
+
+def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.RunResult:
+    """Run the training described by `cfg`; returns final states, per-member results and the table."""
+    built = build(cfg)
     config = dataclasses.asdict(cfg) | {"algo": cfg.agent.name}
     config["agent"] = {k: v for k, v in config["agent"].items() if k not in ("obs_dim", "action_dim", "total_steps")}
     return trainer.run(
-        program,
-        members,
+        built.program,
+        built.members,
         cfg.resolved_run_dir(),
-        num_chunks=num_chunks,
+        num_chunks=cfg.steps // cfg.chunk_steps,
         eval_every=cfg.eval_every,
         checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume,
         overwrite=cfg.overwrite,
-        ref_scores=_ref_scores(metadata),
-        sweep_keys=list(grid),
+        ref_scores=_ref_scores(built.metadata),
+        sweep_keys=list(built.grid),
         config=config,
         progress=cfg.progress,
+        tensorboard=cfg.tensorboard,
         stop_after_chunks=stop_after_chunks,
     )
+
+
+@dataclass
+class LoadedRun:
+    """A run rebuilt from its directory, with the training state of every member from one checkpoint."""
+
+    config: TrainConfig
+    program: trainer.Program
+    members: list[dict]
+    states: Any  # leading axis: members
+    step: int
+
+    def evaluate(self, seed: int = 0) -> np.ndarray:
+        """Mean return of each member over `config.eval_episodes` fresh episodes."""
+        return np.asarray(self.program.evaluate(self.states, jax.random.PRNGKey(seed))).mean(axis=1)
+
+    def policy(self, member: int = 0):
+        """`act(obs, key) -> action in [-1, 1]` of one member, deterministic, taking observations as the env
+        gives them (normalised as in training). Sequence models (DT) act through `act_with_carry` instead."""
+        agent, state = (jax.tree.map(lambda x: x[member], tree) for tree in (self.program.agents, self.states))
+        return jax.jit(lambda obs, key: agent.act(state.agent, state.normalizer(obs), key, True))
+
+
+def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
+    """Rebuild the run in `run_dir` from its config.json and restore its checkpoint at `step` (default: the
+    latest), e.g. to evaluate or act with a trained policy in a notebook."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise ConfigError(f"{run_dir}: no config.json, so not a run directory")
+    cfg = config_from_mapping(json.loads(config_path.read_text()), config_path)
+    built = build(cfg)
+    step, states = trainer.restore(built.program, built.members, run_dir / "checkpoints", step)
+    return LoadedRun(cfg, built.program, built.members, states, step)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -222,6 +222,19 @@ def _assemble(agents, init, chunk, data, eval_env, eval_episodes: int, chunk_ste
     )
 
 
+def _member_keys(members: list[dict]) -> jax.Array:
+    return jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
+
+
+def restore(program: Program, members: list[dict], checkpoints: Checkpointer | str | Path, step: int | None = None):
+    """(step, states) from a checkpoint of `program`'s run (the latest unless `step`), sharded like a fresh init."""
+    checkpointer = checkpoints if isinstance(checkpoints, Checkpointer) else Checkpointer(checkpoints)
+    step, states = checkpointer.restore(jax.eval_shape(program.init, _member_keys(members)), step)
+    if checkpointer is not checkpoints:
+        checkpointer.close()
+    return step, shard_members(states, program.mesh)
+
+
 @dataclass
 class RunResult:
     states: Any
@@ -256,11 +269,13 @@ def run(
     sweep_keys: list[str] | None = None,
     config: dict | None = None,
     progress: bool = True,
+    tensorboard: bool = False,
     stop_after_chunks: int | None = None,
 ) -> RunResult:
     """Drive `program` for `num_chunks` chunks; `members[i]` describes member i (seed, hyperparameters).
 
-    Writes under `run_dir`: config.json, metrics.jsonl/csv, checkpoints/, curve.png, results.md.
+    Writes under `run_dir`: config.json, metrics.jsonl/csv, checkpoints/, curve.png, results.md, and
+    with `tensorboard` event files in tensorboard/<member>/ (flushed every chunk).
     `stop_after_chunks` ends the call early (as if killed) after that many chunks of this call.
     """
     from tqdm.auto import tqdm
@@ -282,24 +297,26 @@ def run(
             changed = sorted(
                 k
                 for k in set(saved) | set(config)
-                if k not in ("resume", "overwrite", "progress") and saved.get(k) != config.get(k)
+                if k not in ("resume", "overwrite", "progress", "tensorboard") and saved.get(k) != config.get(k)
             )
             if changed:
                 raise ValueError(f"cannot resume {run_dir}: its config differs in {', '.join(changed)}")
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
 
     checkpointer = Checkpointer(run_dir / "checkpoints")
-    keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
     start_chunk, states = 0, None
     if resume and checkpointer.latest_step() is not None:
-        step, states = checkpointer.restore(jax.eval_shape(program.init, keys))
+        step, states = restore(program, members, checkpointer)
         start_chunk = step // program.steps_per_chunk
     elif resume:
         print(f"no checkpoint in {run_dir / 'checkpoints'}; starting from scratch")
     if states is None:
-        states = program.init(keys)
-    states = shard_members(states, program.mesh)
-    writer = MetricsWriter(run_dir, resume_step=start_chunk * program.steps_per_chunk if start_chunk else None)
+        states = shard_members(program.init(_member_keys(members)), program.mesh)
+    writer = MetricsWriter(
+        run_dir,
+        resume_step=start_chunk * program.steps_per_chunk if start_chunk else None,
+        tensorboard_members=members if tensorboard else None,
+    )
     eval_key = jax.random.PRNGKey(10_000)
 
     def eval_rows(states, step):
@@ -352,6 +369,7 @@ def run(
         if stop_after_chunks is not None and chunks_done >= stop_after_chunks:
             break
     bar.close()
+    writer.close()
     checkpointer.wait()
     checkpointer.close()
     elapsed = time.perf_counter() - t0

@@ -1,9 +1,26 @@
+import tempfile
+
 import jax
 import pytest
 
 import envs
 from jaxrl.data import save_dataset
 from jaxrl.data.suite import collect
+
+
+def pytest_configure(config):
+    # Many tests compile the same programs (the same small configs, a run and its resumed copy): a
+    # compilation cache shared by the session compiles each once. It is fresh per session, so every run
+    # tests the same thing; a cached executable is the same program, bit for bit.
+    config._xla_cache = tempfile.TemporaryDirectory(prefix="jaxrl-test-xla-")
+    jax.config.update("jax_compilation_cache_dir", config._xla_cache.name)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    if hasattr(config, "_xla_cache"):
+        config._xla_cache.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import envs
-from jaxrl.data import Dataset, DatasetError, ObsNormalizer, load_dataset, sample_batch, save_dataset
+from jaxrl.data import Dataset, DatasetError, DatasetWarning, ObsNormalizer, load_dataset, sample_batch, save_dataset
 
 
 def make_arrays(n: int = 6, obs_dim: int = 3, act_dim: int = 1, next_obs: bool = True, seed: int = 0) -> dict:
@@ -71,7 +71,7 @@ def test_qlearning_transitions_without_next_observations(tmp_path):
     obs = np.arange(12, dtype=np.float32).reshape(6, 2)
     arrays = {
         "observations": obs,
-        "actions": np.arange(6, dtype=np.float32)[:, None] * 10,
+        "actions": np.arange(6, dtype=np.float32)[:, None] / 10,
         "rewards": np.arange(6, dtype=np.float32),
         "terminals": np.array([0, 0, 0, 0, 1, 0], bool),
         "timeouts": np.array([0, 0, 1, 0, 0, 0], bool),
@@ -81,7 +81,7 @@ def test_qlearning_transitions_without_next_observations(tmp_path):
     kept = [0, 1, 3, 4]  # row 2 (timeout) and row 5 (last) have no successor of their own
     np.testing.assert_array_equal(out["observations"], obs[kept])
     np.testing.assert_array_equal(out["next_observations"], obs[[1, 2, 4, 5]])
-    np.testing.assert_array_equal(out["actions"][:, 0], [0, 10, 30, 40])
+    np.testing.assert_array_equal(out["actions"], arrays["actions"][kept])
     np.testing.assert_array_equal(out["rewards"], [0, 1, 3, 4])
     np.testing.assert_array_equal(out["terminals"], [False, False, False, True])
     np.testing.assert_array_equal(out["timeouts"], [False] * 4)
@@ -133,6 +133,37 @@ def test_validation_errors(tmp_path, pendulum_spec, case, suffix):
     assert problem in message
     if spec:
         assert "gymnax/Pendulum-v1" in message
+
+
+def test_actions_in_the_envs_native_range_are_rescaled(tmp_path, pendulum_spec):
+    """A file written in Pendulum's native torque range [-2, 2] is mapped onto the agents' [-1, 1]."""
+    arrays = make_arrays(n=5)
+    arrays["actions"] = np.array([[-2.0], [-1.5], [0.0], [1.0], [2.0]], np.float32)
+    arrays["next_observations"][:-1] = arrays["observations"][1:]  # one episode, so next_actions are the next row's
+    path = write_hdf5(tmp_path / "native.hdf5", arrays)
+    with pytest.warns(DatasetWarning, match=r"native.hdf5.*\[-2\] \.\. \[2\].*rescaled onto \[-1, 1\]"):
+        loaded, meta = load_dataset(path, pendulum_spec)
+    np.testing.assert_allclose(np.asarray(loaded.actions)[:, 0], [-1.0, -0.75, 0.0, 0.5, 1.0])
+    assert meta["actions_rescaled_from"] == [[-2.0], [2.0]]
+    # next_actions (ReBRAC) follow the rescaled actions
+    np.testing.assert_allclose(np.asarray(loaded.next_actions)[:, 0], [-0.75, 0.0, 0.5, 1.0, 1.0])
+    # without an env the native range is unknown: a clear error, not a silent load
+    with pytest.raises(DatasetError, match=r"native.hdf5: key 'actions' ranges over \[-2\] \.\. \[2\].*pass the environment"):
+        load_dataset(path)
+
+
+def test_actions_outside_every_range_are_rejected(tmp_path, pendulum_spec):
+    arrays = make_arrays(n=5)
+    arrays["actions"][3] = 2.5
+    path = write_hdf5(tmp_path / "wide.hdf5", arrays)
+    with pytest.raises(DatasetError, match=r"wide.hdf5: key 'actions' ranges over .*2\.5\].*outside gymnax/Pendulum-v1's action bounds \[-2\] \.\. \[2\]"):
+        load_dataset(path, pendulum_spec)
+    # an env whose native range is [-1, 1] has nothing to rescale from
+    arrays["actions"][3] = 1.5
+    car = envs.make("gymnax/MountainCarContinuous-v0").spec
+    with pytest.raises(DatasetError, match=r"outside the agents' \[-1, 1\] and outside gymnax/MountainCarContinuous-v0's"):
+        load_dataset(write_hdf5(tmp_path / "car.hdf5", arrays | {"observations": arrays["observations"][:, :2],
+                                                                 "next_observations": arrays["next_observations"][:, :2]}), car)  # fmt: skip
 
 
 def test_matching_spec_is_accepted(tmp_path, pendulum_spec):

@@ -19,7 +19,7 @@ def make_episode(ep_id: int, steps: int, end: str | None, obs_dim: int = OBS, ac
     obs = 100.0 * ep_id + np.arange((steps + 1) * obs_dim, dtype=np.float32).reshape(steps + 1, obs_dim)
     return {
         "observations": obs,
-        "actions": (ep_id + np.arange(steps * act_dim, dtype=np.float32).reshape(steps, act_dim) / 10),
+        "actions": (ep_id + np.arange(steps * act_dim, dtype=np.float32).reshape(steps, act_dim) / 10) / 20,  # in [-1, 1]
         "rewards": 10.0 * ep_id + np.arange(steps, dtype=np.float32),
         "terminations": np.arange(steps) == steps - 1 if end == "terminated" else np.zeros(steps, bool),
         "truncations": np.arange(steps) == steps - 1 if end == "truncated" else np.zeros(steps, bool),

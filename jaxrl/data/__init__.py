@@ -1,6 +1,6 @@
 """Offline datasets: the on-device `Dataset`, file formats, and generated suites."""
 
 from jaxrl.data.dataset import Dataset, ObsNormalizer, sample_batch
-from jaxrl.data.io import DatasetError, load_dataset, save_dataset
+from jaxrl.data.io import DatasetError, DatasetWarning, load_dataset, save_dataset
 
-__all__ = ["Dataset", "ObsNormalizer", "sample_batch", "DatasetError", "load_dataset", "save_dataset"]
+__all__ = ["Dataset", "ObsNormalizer", "sample_batch", "DatasetError", "DatasetWarning", "load_dataset", "save_dataset"]

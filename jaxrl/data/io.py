@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,53 @@ SUFFIXES = (".hdf5", ".h5", ".npz")
 
 class DatasetError(ValueError):
     """A dataset file is missing, unreadable or malformed."""
+
+
+class DatasetWarning(UserWarning):
+    """A dataset was changed on load (e.g. its actions rescaled); the message says how."""
+
+
+ACTION_SLACK = 1e-4  # float noise allowed past a bound (a file that clipped in float64, then stored float32)
+
+
+def _within(actions: np.ndarray, low, high) -> bool:
+    slack = ACTION_SLACK * np.maximum(1.0, np.asarray(high) - np.asarray(low))
+    return bool(np.all(actions >= np.asarray(low) - slack) and np.all(actions <= np.asarray(high) + slack))
+
+
+def to_agent_actions(source, actions: np.ndarray, spec, metadata: dict[str, Any]) -> np.ndarray:
+    """Agents act in [-1, 1] (tanh heads; `RescaleAction` maps that onto the env's bounds), so dataset
+    actions must lie there too. A file written in the environment's native range (Pendulum's [-2, 2])
+    is mapped affinely onto [-1, 1], with a `DatasetWarning`, and `metadata["actions_rescaled_from"]`
+    records the bounds. Actions outside both ranges raise a DatasetError naming the range found.
+
+    A native-range file whose actions all happen to lie inside [-1, 1] cannot be told apart and is
+    left as it is.
+    """
+    if _within(actions, -1.0, 1.0):
+        return actions
+    found = f"[{', '.join(f'{v:.4g}' for v in actions.min(0))}] .. [{', '.join(f'{v:.4g}' for v in actions.max(0))}]"
+    if spec is None:
+        raise DatasetError(
+            f"{source}: key 'actions' ranges over {found} (per dimension), outside the agents' [-1, 1]; pass the "
+            "environment's spec (load_dataset(path, env.spec), or --env) to rescale actions stored in its native range"
+        )
+    low, high = spec.native_action_bounds
+    native = f"[{', '.join(f'{v:g}' for v in low)}] .. [{', '.join(f'{v:g}' for v in high)}]"
+    if (np.all(low == -1.0) and np.all(high == 1.0)) or not _within(actions, low, high):
+        raise DatasetError(
+            f"{source}: key 'actions' ranges over {found} (per dimension), outside the agents' [-1, 1] and "
+            f"outside {spec.name}'s action bounds {native}"
+        )
+    warnings.warn(
+        f"{source}: actions range over {found}, inside {spec.name}'s native bounds {native} but outside [-1, 1]: "
+        "rescaled onto [-1, 1], the range the agents act in",
+        DatasetWarning,
+        stacklevel=3,
+    )
+    metadata["actions_rescaled_from"] = [low.tolist(), high.tolist()]
+    scaled = 2.0 * (actions.astype(np.float64) - low) / (high - low) - 1.0
+    return np.clip(scaled, -1.0, 1.0).astype(actions.dtype if np.issubdtype(actions.dtype, np.floating) else np.float32)
 
 
 def _read_raw(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -153,6 +201,7 @@ def load_dataset(path: str | os.PathLike, spec=None) -> tuple[Dataset, dict[str,
     _validate(path, arrays, obs_dim, action_dim, spec.name if spec is not None else "")
     arrays = {k: arrays[k] for k in (*REQUIRED_KEYS, "timeouts", "next_observations") if k in arrays}
     arrays.setdefault("timeouts", np.zeros(len(arrays["observations"]), bool))
+    arrays["actions"] = to_agent_actions(path, arrays["actions"], spec, metadata)
     if "next_observations" not in arrays:
         arrays = _qlearning_transitions(arrays)
         if len(arrays["observations"]) == 0:

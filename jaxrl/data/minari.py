@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from jaxrl.data.dataset import Dataset, next_actions
-from jaxrl.data.io import DatasetError
+from jaxrl.data.io import DatasetError, to_agent_actions
 
 EPISODE_KEYS = ("observations", "actions", "rewards", "terminations", "truncations")
 _EPISODE = re.compile(r"episode_(\d+)")
@@ -219,5 +219,6 @@ def load_minari(path, spec=None) -> tuple[Dataset, dict[str, Any]]:
             }
         )
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    arrays["actions"] = to_agent_actions(file, arrays["actions"], spec, metadata)
     arrays["next_actions"] = next_actions(arrays)
     return Dataset.from_numpy(**arrays), metadata

@@ -9,6 +9,7 @@ policies' mean returns as `ref_min_score`/`ref_max_score` for normalised scores.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -112,18 +113,51 @@ def _concat(*datasets: Dataset) -> Dataset:
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *datasets)
 
 
+@contextlib.contextmanager
+def _exclusive(directory: Path):
+    """Hold an inter-process lock on `directory`: two jobs that need the same suite on a fresh machine
+    (parallel tests, two training runs) generate it once, and never write the same files at once."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, as before
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _is_complete(out: Path) -> bool:
+    info_path = out / "suite.json"
+    return (
+        info_path.exists()
+        and json.loads(info_path.read_text()).get("format") == SUITE_FORMAT
+        and all((out / f"{level}.hdf5").exists() for level in LEVELS)
+    )
+
+
 def generate_suite(
     env_name: str, profile: str = "default", seed: int = 0, root: Path | None = None, verbose: bool = True
 ) -> Path:
     """Generate (or reuse from the cache) every level of a suite; returns its directory."""
-    from jaxrl.trainer import build_online_program
-
     prof = _profile(env_name, profile)
     out = suite_dir(env_name, profile, seed, root)
+    if _is_complete(out):
+        return out
+    with _exclusive(out):
+        if not _is_complete(out):  # another process may have finished it while we waited
+            _generate(env_name, profile, seed, prof, out, verbose)
+    return out
+
+
+def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: Path, verbose: bool) -> None:
+    from jaxrl.trainer import build_online_program
+
     info_path = out / "suite.json"
-    if info_path.exists() and json.loads(info_path.read_text()).get("format") == SUITE_FORMAT:
-        if all((out / f"{level}.hdf5").exists() for level in LEVELS):
-            return out
     log = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
     env = envs.make(env_name)
@@ -226,7 +260,6 @@ def generate_suite(
         )
     )
     log(f"[{env_name}] wrote {len(datasets)} datasets to {out} in {time.perf_counter() - t0:.0f} s")
-    return out
 
 
 def load_level(env_name: str, level: str, profile: str = "default", seed: int = 0, root: Path | None = None):
