@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install install-cuda demo test test-all lint format bench datasets table-offline reproduce-riql clean
+.PHONY: install install-cuda demo test test-all test-numerics lint format bench datasets table-offline reproduce-riql clean
 
 install: $(STAMP)
 
@@ -23,11 +23,19 @@ install-cuda: install
 demo: install
 	$(BIN)/python -m jaxrl.train --config experiments/demo.yaml --overwrite
 
+# Tests run in parallel processes (pytest-xdist; tests that share a module fixture stay on one worker).
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-all: install
-	$(BIN)/python -m pytest -q -m ""
+	$(PYTEST) -m ""
+
+# The tests that compare two programs' numbers, once more under other CPU kernels: AVX2 (a CPU without
+# AVX-512) and SSE4.2 (a different summation order from either). They must hold on any machine.
+test-numerics: install
+	for isa in AVX2 SSE4_2; do XLA_FLAGS="$$XLA_FLAGS --xla_cpu_max_isa=$$isa" $(PYTEST) -m "numerics and not slow" || exit 1; done
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,8 +10,9 @@ from jaxrl.data.suite import collect
 
 def pytest_configure(config):
     # Many tests compile the same programs (the same small configs, a run and its resumed copy): a
-    # compilation cache shared by the session compiles each once. It is fresh per session, so every run
-    # tests the same thing; a cached executable is the same program, bit for bit.
+    # compilation cache for the session compiles each once. It is fresh per session, so every run tests
+    # the same thing; a cached executable is the same program, bit for bit. (Each xdist worker has its own:
+    # sharing one across processes needs JAX's file lock, which cost more than it saved here.)
     config._xla_cache = tempfile.TemporaryDirectory(prefix="jaxrl-test-xla-")
     jax.config.update("jax_compilation_cache_dir", config._xla_cache.name)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)

@@ -156,7 +156,10 @@ def test_actions_outside_every_range_are_rejected(tmp_path, pendulum_spec):
     arrays = make_arrays(n=5)
     arrays["actions"][3] = 2.5
     path = write_hdf5(tmp_path / "wide.hdf5", arrays)
-    with pytest.raises(DatasetError, match=r"wide.hdf5: key 'actions' ranges over .*2\.5\].*outside gymnax/Pendulum-v1's action bounds \[-2\] \.\. \[2\]"):
+    with pytest.raises(
+        DatasetError,
+        match=r"wide.hdf5: key 'actions' ranges over .*2\.5\].*outside gymnax/Pendulum-v1's action bounds \[-2\] \.\. \[2\]",
+    ):
         load_dataset(path, pendulum_spec)
     # an env whose native range is [-1, 1] has nothing to rescale from
     arrays["actions"][3] = 1.5

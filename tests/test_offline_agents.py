@@ -11,6 +11,7 @@ from jaxrl.data import Dataset
 from jaxrl.data.dataset import ObsNormalizer
 from jaxrl.train import TrainConfig, train
 from jaxrl.trainer import build_offline_program
+from tests.rounding import assert_equal_up_to_rounding
 
 
 def test_conservative_penalty_by_hand():
@@ -115,6 +116,7 @@ def test_td3bc_actor_updates_are_delayed():
     np.testing.assert_array_equal(kernel(s1), kernel(s2))
 
 
+@pytest.mark.numerics
 def test_offline_trainer_step_is_the_agents_step(pendulum):
     """The offline trainer hands TD3+BC its scan counter (unbatched, so the delayed actor update is a real
     branch under the member vmap); it must equal state.step, also across chunks of odd length."""
@@ -132,26 +134,30 @@ def test_offline_trainer_step_is_the_agents_step(pendulum):
             states, _ = program.chunk(states, index)
         return states.agent
 
-    jax.tree.map(np.testing.assert_array_equal, final_state(TD3BC(hidden_dims=(16, 16))),
-                 final_state(StepFromState(hidden_dims=(16, 16))))  # fmt: skip
+    # Two programs (a real branch against a select under vmap): equal up to float rounding, while a
+    # misplaced actor step would move the actor by about its learning rate.
+    assert_equal_up_to_rounding(final_state(TD3BC(hidden_dims=(16, 16))), final_state(StepFromState(hidden_dims=(16, 16))))
 
 
-# (agent, dataset level, normalize_obs, minimum gain in normalised score over the untrained policy).
-# TD3+BC stays close to the data by design, so it is checked on `medium`, where cloning pays off.
+# (agent, dataset level, normalize_obs, updates, minimum gain in normalised score over the untrained policy).
+# TD3+BC stays close to the data by design, so it is checked on `medium`, where cloning pays off. Each runs
+# the fewest updates that clear its gain with a margin on the development CPU (2026-12-02, gain measured):
+# TD3+BC 1k: +52; CQL 1k: +44 (+9 without its penalty, cql_alpha=0); SAC-N 2k: +47 (+8 at 1k with 2
+# critics, i.e. plain offline SAC); EDAC 2k: +47 (+7 at 1k); AWAC 3k: +56 (+32 at 2k); ReBRAC 4k (+33 at 3k).
 LEARNERS = [
-    (TD3BC(hidden_dims=(64, 64)), "medium", True, 30),
-    (ReBRAC(hidden_dims=(64, 64, 64)), "medium-replay", True, 30),
-    (AWAC(hidden_dims=(64, 64)), "medium-replay", False, 30),
-    (CQL(hidden_dims=(64, 64), num_sampled_actions=4), "medium-replay", False, 20),
-    (SACN(hidden_dims=(64, 64), num_critics=5), "medium-replay", False, 30),
-    (EDAC(hidden_dims=(64, 64), num_critics=5), "medium-replay", False, 30),
+    (TD3BC(hidden_dims=(64, 64)), "medium", True, 1_000, 30),
+    (ReBRAC(hidden_dims=(64, 64, 64)), "medium-replay", True, 4_000, 30),
+    (AWAC(hidden_dims=(64, 64)), "medium-replay", False, 3_000, 30),
+    (CQL(hidden_dims=(64, 64), num_sampled_actions=4), "medium-replay", False, 1_000, 20),
+    (SACN(hidden_dims=(64, 64), num_critics=5), "medium-replay", False, 2_000, 30),
+    (EDAC(hidden_dims=(64, 64), num_critics=5), "medium-replay", False, 2_000, 30),
 ]
 
 
-@pytest.mark.parametrize("agent, level, normalize_obs, gain", LEARNERS, ids=[a.name for a, *_ in LEARNERS])
-def test_learns_on_pendulum(tmp_path, agent, level, normalize_obs, gain):
-    cfg = TrainConfig(agent=agent, dataset=level, seeds=1, steps=4_000, chunk_steps=1_000, eval_every=4, eval_episodes=10,
-                      normalize_obs=normalize_obs, run_dir=str(tmp_path / agent.name), progress=False)  # fmt: skip
+@pytest.mark.parametrize("agent, level, normalize_obs, steps, gain", LEARNERS, ids=[a.name for a, *_ in LEARNERS])
+def test_learns_on_pendulum(tmp_path, agent, level, normalize_obs, steps, gain):
+    cfg = TrainConfig(agent=agent, dataset=level, seeds=1, steps=steps, chunk_steps=1_000, eval_every=steps // 1_000,
+                      eval_episodes=10, normalize_obs=normalize_obs, run_dir=str(tmp_path / agent.name), progress=False)  # fmt: skip
     result = train(cfg)
     from jaxrl.reporting import MetricsWriter
 

@@ -9,7 +9,7 @@ from jaxrl import losses
 from jaxrl.agents import IQL, RIQL
 from jaxrl.data import Dataset
 from jaxrl.data.corruption import Corruption
-from jaxrl.train import TrainConfig, train
+from jaxrl.train import TrainConfig, build, train
 
 
 def test_quantile_estimate_by_hand():
@@ -58,14 +58,13 @@ def test_riql_update_uses_the_quantile_of_its_ensemble():
     assert agent.act(state, batch.observations, None).shape == (8, 2)  # deterministic actor
 
 
-def test_riql_normalizes_observations_by_default(tmp_path):
-    cfg = TrainConfig(agent=RIQL(hidden_dims=(16, 16)), seeds=1, steps=10, chunk_steps=10, eval_episodes=1,
-                      run_dir=str(tmp_path), progress=False)  # fmt: skip
-    normalizer = train(cfg).states.normalizer
-    assert not np.allclose(np.asarray(normalizer.std), 1.0)
-    cfg = TrainConfig(agent=IQL(hidden_dims=(16, 16)), seeds=1, steps=10, chunk_steps=10, eval_episodes=1,
-                      run_dir=str(tmp_path / "iql"), progress=False)  # fmt: skip
-    np.testing.assert_array_equal(np.asarray(train(cfg).states.normalizer.std), 1.0)
+def test_riql_normalizes_observations_by_default(random_pendulum_file):
+    def normalizer(agent):  # the initial state of the built program: nothing needs to train
+        built = build(TrainConfig(agent=agent, dataset=str(random_pendulum_file), seeds=1, progress=False))
+        return built.program.init(jax.random.PRNGKey(0)[None]).normalizer
+
+    assert not np.allclose(np.asarray(normalizer(RIQL(hidden_dims=(16, 16))).std), 1.0)
+    np.testing.assert_array_equal(np.asarray(normalizer(IQL(hidden_dims=(16, 16))).std), 1.0)
 
 
 def _final_and_start(cfg):

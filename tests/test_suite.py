@@ -9,46 +9,50 @@ import pytest
 from jaxrl.data import load_dataset
 from jaxrl.data.suite import LEVELS, generate_suite, load_level
 
+pytestmark = pytest.mark.xdist_group("suite")
+
 
 @pytest.fixture(scope="module")
-def tiny_suite(tmp_path_factory):
-    return generate_suite("gymnax/Pendulum-v1", "tiny", seed=3, root=tmp_path_factory.mktemp("suite"), verbose=False)
+def default_suite():
+    """The suite most tests train on (generated once per machine, then read from the cache)."""
+    return generate_suite("gymnax/Pendulum-v1", verbose=False)
 
 
-def test_levels_and_reference_returns(tiny_suite):
-    info = json.loads((tiny_suite / "suite.json").read_text())
-    data = {level: load_dataset(tiny_suite / f"{level}.hdf5") for level in LEVELS}
-    assert set(p.stem for p in tiny_suite.glob("*.hdf5")) == set(LEVELS)
+def test_levels_and_reference_returns(default_suite):
+    info = json.loads((default_suite / "suite.json").read_text())
+    data = {level: load_dataset(default_suite / f"{level}.hdf5") for level in LEVELS}
+    assert set(p.stem for p in default_suite.glob("*.hdf5")) == set(LEVELS)
     mean_return = {level: meta["mean_episode_return"] for level, (_, meta) in data.items()}
     assert info["ref_min_score"] < info["medium_return"] < info["ref_max_score"]
     assert mean_return["random"] < mean_return["medium"] < mean_return["expert"]
-    assert data["random"][0].size == data["medium"][0].size == data["expert"][0].size == 20_000
-    assert data["medium-expert"][0].size == 40_000
+    assert data["random"][0].size == data["medium"][0].size == data["expert"][0].size == 100_000
+    assert data["medium-expert"][0].size == 200_000
     # medium-replay is the start of the generating agent's replay buffer (full-replay).
     assert data["medium-replay"][0].size == info["medium_steps"] < data["full-replay"][0].size
     for level, (_, meta) in data.items():
         assert meta["level"] == level and meta["ref_max_score"] == info["ref_max_score"]
     # Pendulum never terminates: every episode ends by a time limit, 200 steps long.
     medium = data["medium"][0]
-    assert float(medium.terminals.sum()) == 0 and float(medium.timeouts.sum()) == 100
+    assert float(medium.terminals.sum()) == 0 and float(medium.timeouts.sum()) == 500
 
 
-def test_deterministic_given_seed(tiny_suite, tmp_path):
-    again = generate_suite("gymnax/Pendulum-v1", "tiny", seed=3, root=tmp_path, verbose=False)
+def test_deterministic_given_seed(tmp_path):
+    first = generate_suite("gymnax/Pendulum-v1", "smoke", seed=3, root=tmp_path / "a", verbose=False)
+    again = generate_suite("gymnax/Pendulum-v1", "smoke", seed=3, root=tmp_path / "b", verbose=False)
     for level in ("medium", "medium-replay"):
-        a, _ = load_dataset(tiny_suite / f"{level}.hdf5")
+        a, _ = load_dataset(first / f"{level}.hdf5")
         b, _ = load_dataset(again / f"{level}.hdf5")
         np.testing.assert_array_equal(np.asarray(a.observations), np.asarray(b.observations))
         np.testing.assert_array_equal(np.asarray(a.actions), np.asarray(b.actions))
 
 
-def test_second_call_uses_cache(tiny_suite):
-    before = {p.name: p.stat().st_mtime_ns for p in tiny_suite.iterdir()}
+def test_second_call_uses_cache(default_suite):
+    before = {p.name: p.stat().st_mtime_ns for p in default_suite.iterdir()}
     start = time.perf_counter()
-    dataset, meta = load_level("gymnax/Pendulum-v1", "expert", "tiny", seed=3, root=tiny_suite.parent.parent)
+    dataset, meta = load_level("gymnax/Pendulum-v1", "expert")
     assert time.perf_counter() - start < 5
-    assert {p.name: p.stat().st_mtime_ns for p in tiny_suite.iterdir()} == before
-    assert dataset.size == 20_000 and meta["level"] == "expert"
+    assert {p.name: p.stat().st_mtime_ns for p in default_suite.iterdir()} == before
+    assert dataset.size == 100_000 and meta["level"] == "expert"
 
 
 def test_unknown_suite_names():

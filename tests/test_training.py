@@ -12,13 +12,15 @@ from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import Dataset, save_dataset
 from jaxrl.train import TrainConfig, main, train
 from jaxrl.trainer import TrainingDiverged
+from tests.rounding import assert_equal_up_to_rounding
 
 TINY = (32, 32)
 
 
-def assert_trees_equal(a, b, rtol=0.0):
+def assert_trees_equal(a, b):
+    """Bit for bit: for the same program on the same machine (XLA on CPU is deterministic)."""
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=rtol * 1e-2)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def small_offline(tmp_path, path, name, **overrides):
@@ -57,27 +59,37 @@ def test_sac_learns_pendulum(tmp_path):
 
 
 def test_iql_learns_medium_replay_and_beats_bc(tmp_path):
-    common = dict(seeds=3, steps=6_000, chunk_steps=1_000, eval_every=6, eval_episodes=10, progress=False)
-    iql = train(TrainConfig(agent=IQL(hidden_dims=(128, 128)), run_dir=str(tmp_path / "iql"), **common))
-    bc = train(TrainConfig(agent=BC(hidden_dims=(128, 128)), run_dir=str(tmp_path / "bc"), **common))
+    # Measured (2026-12-02, 2 seeds, 6000 updates of 256): IQL 2x64 48.1 and 2x128 62.6, BC 2x64 -21.3.
+    common = dict(seeds=2, steps=6_000, chunk_steps=1_000, eval_every=6, eval_episodes=10, progress=False)
+    iql = train(TrainConfig(agent=IQL(hidden_dims=(64, 64)), run_dir=str(tmp_path / "iql"), **common))
+    bc = train(TrainConfig(agent=BC(hidden_dims=(64, 64)), run_dir=str(tmp_path / "bc"), **common))
     iql_score = np.mean([r["normalized_score"] for r in iql.final_rows])
     bc_score = np.mean([r["normalized_score"] for r in bc.final_rows])
     # medium-replay holds mostly poor episodes (mean normalised return below 0): IQL must improve on them.
-    assert iql_score >= 60, iql_score
+    assert iql_score >= 30, iql_score
     assert iql_score > bc_score + 30, (iql_score, bc_score)
     assert (tmp_path / "iql" / "curve.png").exists() and (tmp_path / "iql" / "results.md").exists()
 
 
-def test_sweep_member_equals_single_run(tmp_path, random_pendulum_file):
-    swept = train(small_offline(tmp_path, random_pendulum_file, "sweep", sweep=("beta=1,10",)))
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, random_pendulum_file):
+    """Two seeds x beta 1, 10: four members in one program, on one device."""
+    return train(small_offline(tmp_path_factory.mktemp("sweep"), random_pendulum_file, "sweep", **SWEEP))
+
+
+SWEEP = dict(sweep=("beta=1,10",), steps=200)
+
+
+@pytest.mark.numerics
+@pytest.mark.xdist_group("sweep")  # parallel runs keep the tests that share the fixture together
+def test_sweep_member_equals_single_run(tmp_path, random_pendulum_file, swept):
     members = [(r["seed"], r["beta"]) for r in swept.final_rows]
     assert members == [(0, 1.0), (1, 1.0), (0, 10.0), (1, 10.0)]
-    alone = train(
-        small_offline(tmp_path, random_pendulum_file, "alone", agent=IQL(hidden_dims=TINY, beta=10.0), seeds=1, first_seed=1)
-    )
+    alone = train(small_offline(tmp_path, random_pendulum_file, "alone", agent=IQL(hidden_dims=TINY, beta=10.0), seeds=1,
+                                first_seed=1, steps=200))  # fmt: skip
     member = jax.tree.map(lambda x: x[3], swept.states.agent)
-    assert_trees_equal(member, jax.tree.map(lambda x: x[0], alone.states.agent), rtol=1e-4)
-    # vmapping batches the matmuls, which may reorder float sums: equal to float tolerance, not bitwise.
+    # Two different programs (vmapping batches the matmuls): equal up to float rounding (tests/rounding.py).
+    assert_equal_up_to_rounding(member, jax.tree.map(lambda x: x[0], alone.states.agent))
     # And the hyperparameter really changed the result:
     other = jax.tree.map(lambda x: x[1], swept.states.agent)
     assert not np.allclose(
@@ -85,15 +97,66 @@ def test_sweep_member_equals_single_run(tmp_path, random_pendulum_file):
     )
 
 
+@pytest.mark.numerics
+@pytest.mark.xdist_group("sweep")
+def test_two_devices_match_one(tmp_path, random_pendulum_file, swept):
+    """The same sweep with its members sharded over two (virtual CPU) devices, in a process that has two."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import jax, numpy as np
+        from tests.test_training import SWEEP, small_offline
+        from jaxrl.train import train
+        from pathlib import Path
+        assert jax.device_count() == 2
+        result = train(small_offline(Path({str(tmp_path)!r}), Path({str(random_pendulum_file)!r}), "two", **SWEEP))
+        leaves = jax.tree.leaves(result.states)
+        assert all(len(leaf.sharding.device_set) == 2 for leaf in leaves), "members were not sharded"
+        np.savez({str(tmp_path / "two.npz")!r}, *[np.asarray(leaf) for leaf in leaves])
+    """)
+    # Keep the caller's XLA flags (e.g. --xla_cpu_max_isa), so both sides run the same kernels.
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert jax.device_count() == 1
+    with np.load(tmp_path / "two.npz") as two:
+        sharded = [two[f"arr_{i}"] for i in range(len(two.files))]
+    # Two members per device is another program than four on one: equal up to float rounding.
+    assert_equal_up_to_rounding(swept.states, jax.tree.unflatten(jax.tree.structure(swept.states), sharded))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, random_pendulum_file):
+    """The 400-step runs that the resume tests compare with, trained once for the module."""
+    runs = {}
+
+    def get(online: bool):
+        if online not in runs:
+            tmp = tmp_path_factory.mktemp("uninterrupted")
+            runs[online] = train(small_offline(tmp, random_pendulum_file, "full", **(ONLINE if online else {})))
+        return runs[online]
+
+    return get
+
+
+ONLINE = dict(agent=SAC(hidden_dims=TINY), learning_starts=150, buffer_size=1_000)
+
+
+@pytest.mark.numerics
+@pytest.mark.xdist_group("uninterrupted")  # parallel runs keep the tests that share the fixture together
 @pytest.mark.parametrize("online", [False, True], ids=["offline-iql", "online-sac"])
-def test_resumed_run_equals_uninterrupted(tmp_path, random_pendulum_file, online):
-    extra = dict(agent=SAC(hidden_dims=TINY), learning_starts=150, buffer_size=1_000) if online else {}
-    full = train(small_offline(tmp_path, random_pendulum_file, "full", **extra))
+def test_resumed_run_equals_uninterrupted(tmp_path, random_pendulum_file, online, uninterrupted):
+    extra = ONLINE if online else {}
     killed = small_offline(tmp_path, random_pendulum_file, "killed", **extra)
     train(killed, stop_after_chunks=2)
     assert Checkpointer(tmp_path / "killed" / "checkpoints").latest_step() == 200
     resumed = train(small_offline(tmp_path, random_pendulum_file, "killed", resume=True, **extra))
-    assert_trees_equal(full.states, resumed.states)
+    assert_trees_equal(uninterrupted(online).states, resumed.states)
     logged = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert logged == [0, 0, 100, 100, 200, 200, 300, 300, 400, 400]
 
@@ -183,13 +246,15 @@ def test_cli_help_lists_algorithms(capsys):
     assert "iql" in out and "sac" in out and "--sweep" in out
 
 
-def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_file):
+@pytest.mark.numerics
+@pytest.mark.xdist_group("uninterrupted")
+def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_file, uninterrupted):
     """SIGKILL the training process while it writes its third checkpoint, then resume it."""
     import subprocess
     import sys
     import textwrap
 
-    args = ["--dataset", str(random_pendulum_file), "--seeds", "2", "--steps", "600", "--chunk-steps", "100",
+    args = ["--dataset", str(random_pendulum_file), "--seeds", "2", "--steps", "400", "--chunk-steps", "100",
             "--batch-size", "64", "--eval-every", "2", "--eval-episodes", "2", "--checkpoint-every", "1",
             "--run-dir", str(tmp_path / "killed"), "--no-progress", "iql", "--hidden-dims", "32", "32"]  # fmt: skip
     script = textwrap.dedent(f"""
@@ -208,9 +273,8 @@ def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_fil
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert Checkpointer(tmp_path / "killed" / "checkpoints").latest_step() in (200, 300)
-    resumed = train(small_offline(tmp_path, random_pendulum_file, "killed", steps=600, resume=True))
-    full = train(small_offline(tmp_path, random_pendulum_file, "full", steps=600))
-    assert_trees_equal(full.states, resumed.states)
+    resumed = train(small_offline(tmp_path, random_pendulum_file, "killed", resume=True))
+    assert_trees_equal(uninterrupted(False).states, resumed.states)
 
 
 @pytest.mark.parametrize("online", [False, True], ids=["offline", "online"])
@@ -235,3 +299,10 @@ def test_chunks_compile_once(random_pendulum_file, pendulum, online):
         states, _ = program.chunk(states, index)
     assert jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), states) == before
     assert program.compiled_chunk._cache_size() == 1
+
+
+def test_load_run_names_a_directory_that_is_not_a_run(tmp_path):
+    from jaxrl.train import load_run
+
+    with pytest.raises(ConfigError, match=f"{tmp_path}: no config.json, so not a run directory"):
+        load_run(tmp_path)

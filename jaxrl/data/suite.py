@@ -48,7 +48,19 @@ class SuiteProfile:
 PROFILES: dict[str, dict[str, SuiteProfile]] = {
     "gymnax/Pendulum-v1": {
         "default": SuiteProfile(agent_steps=128_000, snapshot_every=2_000, transitions=100_000),
-        "tiny": SuiteProfile(agent_steps=80_000, snapshot_every=2_000, transitions=20_000, eval_episodes=10),
+        # checks the pipeline only (its agent barely learns); the test suite generates it twice
+        "smoke": SuiteProfile(
+            agent_steps=4_000,
+            snapshot_every=1_000,
+            transitions=2_000,
+            hidden_dims=(16, 16),
+            utd=0.25,
+            num_envs=4,
+            eval_episodes=2,
+            collect_envs=4,
+            learning_starts=500,
+            batch_size=32,
+        ),
     },
     "gymnax/MountainCarContinuous-v0": {
         "default": SuiteProfile(agent_steps=400_000, snapshot_every=8_000, transitions=100_000),
