@@ -44,9 +44,9 @@ def test_sac_learns_pendulum(tmp_path):
     cfg = TrainConfig(
         agent=SAC(hidden_dims=(64, 64)),
         seeds=1,
-        steps=10_000,
+        steps=6_000,
         chunk_steps=2_000,
-        eval_every=5,
+        eval_every=3,
         eval_episodes=10,
         learning_starts=1_000,
         buffer_size=10_000,
@@ -54,7 +54,8 @@ def test_sac_learns_pendulum(tmp_path):
         progress=False,
     )
     result = train(cfg)
-    # A uniformly random policy scores about -1200 on Pendulum; a swing-up policy about -150.
+    # A uniformly random policy scores about -1200 on Pendulum; a swing-up policy about -150. Measured
+    # (2026-12-02): -187 after 6000 env steps.
     assert result.final_rows[0]["eval_return"] > -400
 
 
