@@ -165,6 +165,7 @@ class Built:
     members: list[dict]
     grid: dict[str, list[float]]
     metadata: dict
+    normalizer: ObsNormalizer | None = None  # offline: how observations are standardised (shared by evaluation)
 
 
 def build(cfg: TrainConfig) -> Built:
@@ -196,6 +197,7 @@ def build(cfg: TrainConfig) -> Built:
             eval_episodes=cfg.eval_episodes,
         )
     else:
+        normalizer = None
         info = suite_dir(cfg.env, cfg.suite, cfg.suite_seed) / "suite.json"
         metadata = json.loads(info.read_text()) if info.exists() else {}
         agents = stack_agents(base, members).validate()
@@ -210,7 +212,7 @@ def build(cfg: TrainConfig) -> Built:
             buffer_size=cfg.buffer_size,
             eval_episodes=cfg.eval_episodes,
         )
-    return Built(program, members, grid, metadata)
+    return Built(program, members, grid, metadata, normalizer)
 
 
 def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.RunResult:

@@ -1,3 +1,4 @@
+import os
 import tempfile
 
 import jax
@@ -13,10 +14,17 @@ def pytest_configure(config):
     # compilation cache for the session compiles each once. It is fresh per session, so every run tests
     # the same thing; a cached executable is the same program, bit for bit. (Each xdist worker has its own:
     # sharing one across processes needs JAX's file lock, which cost more than it saved here.)
+    # A test's subprocess (a killed training run) inherits the cache through the environment; it runs
+    # while the test waits for it, so only one process uses the cache at a time.
     config._xla_cache = tempfile.TemporaryDirectory(prefix="jaxrl-test-xla-")
-    jax.config.update("jax_compilation_cache_dir", config._xla_cache.name)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    settings = {
+        "jax_compilation_cache_dir": config._xla_cache.name,
+        "jax_persistent_cache_min_compile_time_secs": 0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)
 
 
 def pytest_unconfigure(config):

@@ -208,7 +208,7 @@ def test_dt_learns_pendulum_medium_replay(tmp_path):
         chunk_steps=2000,  # the final chunk's mean loss is over the last 2000 updates
         batch_size=64,
         eval_every=2,
-        eval_episodes=20,
+        eval_episodes=10,
         run_dir=str(tmp_path / "dt"),
         progress=False,
     )
