@@ -35,10 +35,10 @@ class RescaleAction(Wrapper):
 
     def __init__(self, env: Env):
         super().__init__(env)
-        self._low = jnp.asarray(env.spec.action_low, jnp.float32)
-        self._high = jnp.asarray(env.spec.action_high, jnp.float32)
-        n = env.spec.action_dim
         low, high = env.spec.native_action_bounds
+        self._low = jnp.asarray(low, jnp.float32)
+        self._high = jnp.asarray(high, jnp.float32)
+        n = env.spec.action_dim
         self.spec = replace(env.spec, action_low=(-1.0,) * n, action_high=(1.0,) * n,
                             native_action_low=tuple(low.tolist()), native_action_high=tuple(high.tolist()))  # fmt: skip
 

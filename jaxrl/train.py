@@ -22,6 +22,7 @@ import tyro
 import envs
 from jaxrl import trainer
 from jaxrl.agents import AGENTS, OFFLINE_AGENTS, Agent, ConfigError
+from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import ObsNormalizer, load_dataset
 from jaxrl.data.corruption import Corruption, corrupt
 from jaxrl.data.suite import LEVELS, load_level, suite_dir
@@ -268,7 +269,11 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
         raise ConfigError(f"{run_dir}: no config.json, so not a run directory")
     cfg = config_from_mapping(json.loads(config_path.read_text()), config_path)
     built = build(cfg)
-    step, states = trainer.restore(built.program, built.members, run_dir / "checkpoints", step)
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    try:
+        step, states = trainer.restore(built.program, built.members, checkpointer, step)
+    finally:
+        checkpointer.close()
     return LoadedRun(cfg, built.program, built.members, states, step)
 
 

@@ -226,12 +226,9 @@ def _member_keys(members: list[dict]) -> jax.Array:
     return jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
 
 
-def restore(program: Program, members: list[dict], checkpoints: Checkpointer | str | Path, step: int | None = None):
+def restore(program: Program, members: list[dict], checkpointer: Checkpointer, step: int | None = None):
     """(step, states) from a checkpoint of `program`'s run (the latest unless `step`), sharded like a fresh init."""
-    checkpointer = checkpoints if isinstance(checkpoints, Checkpointer) else Checkpointer(checkpoints)
     step, states = checkpointer.restore(jax.eval_shape(program.init, _member_keys(members)), step)
-    if checkpointer is not checkpoints:
-        checkpointer.close()
     return step, shard_members(states, program.mesh)
 
 

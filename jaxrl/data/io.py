@@ -75,7 +75,7 @@ def to_agent_actions(source, actions: np.ndarray, spec, metadata: dict[str, Any]
     )
     metadata["actions_rescaled_from"] = [low.tolist(), high.tolist()]
     scaled = 2.0 * (actions.astype(np.float64) - low) / (high - low) - 1.0
-    return np.clip(scaled, -1.0, 1.0).astype(actions.dtype if np.issubdtype(actions.dtype, np.floating) else np.float32)
+    return np.clip(scaled, -1.0, 1.0).astype(np.float32)
 
 
 def _read_raw(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

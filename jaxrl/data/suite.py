@@ -21,6 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
+
+try:
+    import fcntl
+except ImportError:
+    fcntl = None
 from jaxrl.agents import SAC
 from jaxrl.data.dataset import Dataset
 from jaxrl.data.io import load_dataset, save_dataset
@@ -131,16 +136,9 @@ def _exclusive(directory: Path):
     (parallel tests, two training runs) generate it once, and never write the same files at once."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as handle:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock, as before
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if fcntl is not None:  # not POSIX: no lock, as before
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _is_complete(out: Path) -> bool:
