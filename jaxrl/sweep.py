@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import jax
 import jax.numpy as jnp
 
 from jaxrl.agents.base import Agent, ConfigError
@@ -47,3 +48,8 @@ def stack_agents(agent: Agent, members: list[dict]) -> Agent:
     for name, default in agent.hyperparameters().items():
         values[name] = jnp.asarray([m.get(name, default) for m in members], jnp.float32)
     return agent.replace(**values)
+
+
+def member_keys(members: list[dict]) -> jax.Array:
+    """The PRNG key of every member, from its seed: [M, 2]."""
+    return jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])

@@ -23,7 +23,7 @@ import envs
 from jaxrl import trainer
 from jaxrl.agents import AGENTS, OFFLINE_AGENTS, Agent, ConfigError
 from jaxrl.checkpoint import Checkpointer
-from jaxrl.data import ObsNormalizer, load_dataset
+from jaxrl.data import Normalizer, load_dataset
 from jaxrl.data.corruption import Corruption, corrupt
 from jaxrl.data.suite import LEVELS, load_level, suite_dir
 from jaxrl.experiment import config_from_mapping, load_experiment
@@ -166,7 +166,7 @@ class Built:
     members: list[dict]
     grid: dict[str, list[float]]
     metadata: dict
-    normalizer: ObsNormalizer | None = None  # offline: how observations are standardised (shared by evaluation)
+    normalizer: Normalizer | None = None  # offline: how observations are standardised (shared by evaluation)
 
 
 def build(cfg: TrainConfig) -> Built:
@@ -183,10 +183,11 @@ def build(cfg: TrainConfig) -> Built:
             dataset, metadata = corrupt(dataset, metadata, cfg.corruption)
         base = base.adapt_to_dataset(dataset, metadata)
         agents = stack_agents(base, members).validate()
-        if cfg.normalize_rewards and base.normalizes_rewards:
-            dataset = dataset.replace(rewards=dataset.rewards * _reward_scale(dataset))
+        scale = _reward_scale(dataset) if cfg.normalize_rewards and base.normalizes_rewards else 1.0
         normalize_obs = base.normalizes_observations if cfg.normalize_obs is None else cfg.normalize_obs
-        normalizer = ObsNormalizer.from_dataset(dataset) if normalize_obs else ObsNormalizer.identity(env.spec.obs_dim)
+        normalizer = Normalizer.from_dataset(dataset, reward_scale=scale)
+        if not normalize_obs:
+            normalizer = Normalizer.identity(env.spec.obs_dim).replace(reward_scale=normalizer.reward_scale)
         dataset = normalizer.apply(dataset)
         program = trainer.build_offline_program(
             agents,

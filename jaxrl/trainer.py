@@ -25,10 +25,11 @@ from flax import struct
 
 from jaxrl.buffer import ReplayBuffer
 from jaxrl.checkpoint import Checkpointer
-from jaxrl.data.dataset import Dataset, ObsNormalizer
+from jaxrl.data.dataset import Dataset, Normalizer
 from jaxrl.evaluation import evaluate_policy_with_memory, normalized_score
 from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table
 from jaxrl.sharding import member_mesh, replicate, shard_members
+from jaxrl.sweep import member_keys
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,14 +50,14 @@ class Program:
 @struct.dataclass
 class OfflineState:
     agent: Any
-    normalizer: ObsNormalizer
+    normalizer: Normalizer
     key: jax.Array
 
 
 @struct.dataclass
 class OnlineState:
     agent: Any
-    normalizer: ObsNormalizer
+    normalizer: Normalizer
     buffer: ReplayBuffer
     env_state: Any
     obs: jax.Array
@@ -87,7 +88,7 @@ def _evaluator(env, num_episodes: int):
 
 
 def build_offline_program(
-    agents, dataset: Dataset, normalizer: ObsNormalizer, eval_env, *, chunk_steps: int, batch_size: int, eval_episodes: int
+    agents, dataset: Dataset, normalizer: Normalizer, eval_env, *, chunk_steps: int, batch_size: int, eval_episodes: int
 ) -> Program:
     """Offline training: each chunk is `chunk_steps` updates on batches drawn by `agent.sample`.
 
@@ -150,7 +151,7 @@ def build_online_program(
         init_key, reset_key, key = jax.random.split(key, 3)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), None)
         buffer = ReplayBuffer.create(buffer_size, spec.obs_dim, spec.action_dim)
-        return OnlineState(agent.init(init_key), ObsNormalizer.identity(spec.obs_dim), buffer, env_state, obs, key)
+        return OnlineState(agent.init(init_key), Normalizer.identity(spec.obs_dim), buffer, env_state, obs, key)
 
     def chunk(agent, state, chunk_index):
         def iteration(state, i):
@@ -222,13 +223,9 @@ def _assemble(agents, init, chunk, data, eval_env, eval_episodes: int, chunk_ste
     )
 
 
-def _member_keys(members: list[dict]) -> jax.Array:
-    return jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
-
-
 def restore(program: Program, members: list[dict], checkpointer: Checkpointer, step: int | None = None):
     """(step, states) from a checkpoint of `program`'s run (the latest unless `step`), sharded like a fresh init."""
-    step, states = checkpointer.restore(jax.eval_shape(program.init, _member_keys(members)), step)
+    step, states = checkpointer.restore(jax.eval_shape(program.init, member_keys(members)), step)
     return step, shard_members(states, program.mesh)
 
 
@@ -308,7 +305,7 @@ def run(
     elif resume:
         print(f"no checkpoint in {run_dir / 'checkpoints'}; starting from scratch")
     if states is None:
-        states = shard_members(program.init(_member_keys(members)), program.mesh)
+        states = shard_members(program.init(member_keys(members)), program.mesh)
     writer = MetricsWriter(
         run_dir,
         resume_step=start_chunk * program.steps_per_chunk if start_chunk else None,

@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:  # runnable as `python scripts/bench.py` without a
 import envs  # noqa: E402
 from jaxrl.agents import make_agent  # noqa: E402
 from jaxrl.agents.sac import SAC  # noqa: E402
-from jaxrl.data.dataset import Dataset, ObsNormalizer, next_actions  # noqa: E402
+from jaxrl.data.dataset import Dataset, Normalizer, next_actions  # noqa: E402
 from jaxrl.trainer import build_offline_program, build_online_program  # noqa: E402
 
 OBS_DIM, ACTION_DIM = 17, 6
@@ -482,7 +482,7 @@ def bench_ours(
     program = build_offline_program(
         stack(agent, members),
         dataset,
-        ObsNormalizer.identity(OBS_DIM),
+        Normalizer.identity(OBS_DIM),
         eval_env,
         chunk_steps=chunk_steps,
         batch_size=batch_size,
@@ -512,7 +512,7 @@ def check_host_round_trips(algo: str, agent, chunk_steps: int, batch_size: int, 
         program = build_offline_program(
             stack(agent, 1),
             Dataset.from_numpy(**random_arrays(1000)),
-            ObsNormalizer.identity(OBS_DIM),
+            Normalizer.identity(OBS_DIM),
             eval_env,
             chunk_steps=chunk_steps,
             batch_size=batch_size,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import envs
-from jaxrl.data import Dataset, DatasetError, DatasetWarning, ObsNormalizer, load_dataset, sample_batch, save_dataset
+from jaxrl.data import Dataset, DatasetError, DatasetWarning, Normalizer, load_dataset, sample_batch, save_dataset
 
 
 def make_arrays(n: int = 6, obs_dim: int = 3, act_dim: int = 1, next_obs: bool = True, seed: int = 0) -> dict:
@@ -228,7 +228,7 @@ def test_obs_normalizer_from_dataset():
     arrays = make_arrays(n=10)
     arrays["observations"] = arrays["observations"] * [1.0, 5.0, 0.1] + [0.0, 3.0, -2.0]
     dataset = Dataset.from_numpy(**arrays)
-    norm = ObsNormalizer.from_dataset(dataset)
+    norm = Normalizer.from_dataset(dataset)
     both = np.concatenate([arrays["observations"], arrays["next_observations"]]).astype(np.float64)
     np.testing.assert_allclose(norm.mean, both.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(norm.std, both.std(0) + 1e-3, rtol=1e-5)

@@ -8,7 +8,7 @@ import pytest
 from jaxrl import losses
 from jaxrl.agents import AWAC, CQL, EDAC, SACN, TD3BC, ReBRAC
 from jaxrl.data import Dataset
-from jaxrl.data.dataset import ObsNormalizer
+from jaxrl.data.dataset import Normalizer
 from jaxrl.train import TrainConfig, train
 from jaxrl.trainer import build_offline_program
 from tests.rounding import assert_equal_up_to_rounding
@@ -127,7 +127,7 @@ def test_offline_trainer_step_is_the_agents_step(pendulum):
 
     def final_state(agent):
         agents = jax.tree.map(lambda x: jnp.stack([x, x]), agent.configure(_Spec, 10))
-        program = build_offline_program(agents, _batch(jax.random.PRNGKey(0), n=64), ObsNormalizer.identity(3), pendulum,
+        program = build_offline_program(agents, _batch(jax.random.PRNGKey(0), n=64), Normalizer.identity(3), pendulum,
                                         chunk_steps=3, batch_size=16, eval_episodes=1)  # fmt: skip
         states = program.init(jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)]))
         for index in range(3):

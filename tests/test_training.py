@@ -281,7 +281,7 @@ def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_fil
 @pytest.mark.parametrize("online", [False, True], ids=["offline", "online"])
 def test_chunks_compile_once(random_pendulum_file, pendulum, online):
     """The state a chunk returns has exactly the types it takes: the host loop never recompiles."""
-    from jaxrl.data import ObsNormalizer, load_dataset
+    from jaxrl.data import Normalizer, load_dataset
     from jaxrl.sweep import stack_agents
     from jaxrl.trainer import build_offline_program, build_online_program
 
@@ -292,7 +292,7 @@ def test_chunks_compile_once(random_pendulum_file, pendulum, online):
                                        learning_starts=50, buffer_size=500, eval_episodes=1)  # fmt: skip
     else:
         dataset, _ = load_dataset(random_pendulum_file)
-        program = build_offline_program(agents, dataset, ObsNormalizer.identity(3), pendulum, chunk_steps=100,
+        program = build_offline_program(agents, dataset, Normalizer.identity(3), pendulum, chunk_steps=100,
                                         batch_size=16, eval_episodes=1)  # fmt: skip
     states = program.init(jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)]))
     before = jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), states)

@@ -1,6 +1,6 @@
 """Offline datasets: the on-device `Dataset`, file formats, and generated suites."""
 
-from jaxrl.data.dataset import Dataset, ObsNormalizer, sample_batch
+from jaxrl.data.dataset import Dataset, Normalizer, sample_batch
 from jaxrl.data.io import DatasetError, DatasetWarning, load_dataset, save_dataset
 
-__all__ = ["Dataset", "ObsNormalizer", "sample_batch", "DatasetError", "DatasetWarning", "load_dataset", "save_dataset"]
+__all__ = ["Dataset", "Normalizer", "sample_batch", "DatasetError", "DatasetWarning", "load_dataset", "save_dataset"]

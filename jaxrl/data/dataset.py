@@ -65,24 +65,35 @@ def sample_batch(dataset: Dataset, key: jax.Array, batch_size: int) -> Dataset:
 
 
 @struct.dataclass
-class ObsNormalizer:
-    """Per-dimension observation standardisation; identity when built with `identity`."""
+class Normalizer:
+    """How a run's agent sees data: observations standardised per dimension and rewards scaled.
+
+    One per run, fixed for the run: applied once to the offline dataset, to every online transition
+    before it is stored, and to observations whenever the agent acts (collecting or evaluating). A warm
+    start carries it over with the agent, so a fine-tuned agent keeps seeing data the same way.
+    """
 
     mean: jax.Array
     std: jax.Array
+    reward_scale: jax.Array  # float32 scalar: rewards are multiplied by it
 
     @classmethod
-    def identity(cls, obs_dim: int) -> "ObsNormalizer":
-        return cls(jnp.zeros(obs_dim), jnp.ones(obs_dim))
+    def identity(cls, obs_dim: int) -> "Normalizer":
+        return cls(jnp.zeros(obs_dim), jnp.ones(obs_dim), jnp.ones((), jnp.float32))
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset, eps: float = 1e-3) -> "ObsNormalizer":
+    def from_dataset(cls, dataset: Dataset, eps: float = 1e-3, reward_scale: float = 1.0) -> "Normalizer":
         """Statistics over observations and next observations together (RIQL's choice)."""
         obs = jnp.concatenate([dataset.observations, dataset.next_observations])
-        return cls(obs.mean(0), obs.std(0) + eps)
+        return cls(obs.mean(0), obs.std(0) + eps, jnp.asarray(reward_scale, jnp.float32))
 
     def __call__(self, obs):
         return (obs - self.mean) / self.std
 
     def apply(self, dataset: Dataset) -> Dataset:
-        return dataset.replace(observations=self(dataset.observations), next_observations=self(dataset.next_observations))
+        """The dataset as the agent sees it (observations standardised, rewards scaled)."""
+        return dataset.replace(
+            observations=self(dataset.observations),
+            next_observations=self(dataset.next_observations),
+            rewards=dataset.rewards * self.reward_scale,
+        )
