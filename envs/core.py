@@ -9,6 +9,7 @@ environment the same code with different params, and lets params themselves be v
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,23 @@ class Env(abc.ABC):
     @abc.abstractmethod
     def step(self, key: jax.Array, state: Any, action: jax.Array, params: Any = None) -> Transition:
         """Advance one step; `terminated` (a true end) and `truncated` (time limit) stay distinct."""
+
+    def param_names(self) -> tuple[str, ...]:
+        """The names of the physical parameters `params_with` can set."""
+        return tuple(f.name for f in dataclasses.fields(self.default_params)) if self.default_params is not None else ()
+
+    def params_with(self, **values: float) -> Any:
+        """The default params with the named ones replaced, e.g. `params_with(g=12.0)` for Pendulum.
+
+        Raises ValueError naming the unknown parameter and listing the env's parameters."""
+        names = self.param_names()
+        for name, value in values.items():
+            if name not in names:
+                known = ", ".join(f"{n}={getattr(self.default_params, n)}" for n in names) or "none"
+                raise ValueError(f"{self.spec.name} has no parameter {name!r}; its parameters (defaults): {known}")
+            if not isinstance(value, (int, float)) or value != value:
+                raise ValueError(f"{self.spec.name} parameter {name} must be a number, got {value!r}")
+        return self.default_params.replace(**values)
 
     def _params(self, params: Any) -> Any:
         return self.default_params if params is None else params

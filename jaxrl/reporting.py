@@ -110,8 +110,11 @@ def _group_key(row: dict, keys: list[str]) -> str:
     return ", ".join(f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys) or "all"
 
 
-def plot_learning_curves(rows: list[dict], path: Path, metric: str, sweep_keys: list[str], title: str = "") -> Path | None:
-    """Mean +- std over seeds of `metric` against step, one line per sweep setting."""
+def plot_learning_curves(
+    rows: list[dict], path: Path, metric: str, sweep_keys: list[str], title: str = "", marks: list[int] = ()
+) -> Path | None:
+    """Mean +- std over seeds of `metric` against step, one line per sweep setting; a dashed vertical
+    line at every step in `marks` (where a run switches phase, e.g. offline to online)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,10 +135,12 @@ def plot_learning_curves(rows: list[dict], path: Path, metric: str, sweep_keys: 
         std = np.array([v.std() for v in values])
         ax.plot(steps, mean, label=label)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    for i, step in enumerate(marks):
+        ax.axvline(step, color="gray", linestyle="--", linewidth=1, label="offline -> online" if i == 0 else None)
     ax.set_xlabel("step")
     ax.set_ylabel(metric)
     ax.set_title(title)
-    if len(curves) > 1:
+    if len(curves) > 1 or marks:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -162,4 +167,47 @@ def results_table(final_rows: list[dict], sweep_keys: list[str], metric: str) ->
     for label, values in groups.items():
         v = np.asarray(values)
         lines.append(f"| {label} | {len(v)} | {v.mean():.1f} +- {v.std():.1f} |")
+    return "\n".join(lines)
+
+
+SWITCH_COLUMNS = ("offline", "first online", "dip", "final")
+
+
+def switch_scores(rows: list[dict], metric: str, switch: int, online_steps: int) -> dict[int, dict[str, float]]:
+    """Per member, around a switch from offline to online at step `switch`:
+    - offline: the score at the switch (the offline phase's last evaluation, the policy the online phase starts from);
+    - first online: the first evaluation of the online phase;
+    - dip: the lowest score of the online phase's first 10% of steps (the first online evaluation if none is that early);
+    - final: the last evaluation."""
+    by_member: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for row in rows:
+        if row.get(metric) is not None:
+            by_member[row["member"]].append((row["step"], row[metric]))
+    out = {}
+    for member, points in by_member.items():
+        points.sort()
+        at_switch = [v for s, v in points if s == switch]
+        online = [(s, v) for s, v in points if s > switch]
+        if not at_switch or not online:
+            continue
+        early = [v for s, v in online if s <= switch + 0.1 * online_steps] or [online[0][1]]
+        out[member] = {"offline": at_switch[-1], "first online": online[0][1], "dip": min(early), "final": online[-1][1]}
+    return out
+
+
+def switch_table(rows: list[dict], sweep_keys: list[str], metric: str, switch: int, online_steps: int) -> str:
+    """Markdown: the scores of `switch_scores` per member, then mean +- std per sweep setting."""
+    scores = switch_scores(rows, metric, switch, online_steps)
+    members = {row["member"]: row for row in rows}
+    head = " | ".join(SWITCH_COLUMNS)
+    lines = [f"{metric} around the switch to online at step {switch} (dip: lowest in the first 10% of the online phase)", ""]
+    lines += [f"| member | seed | {head} |", "|" + "---|" * (2 + len(SWITCH_COLUMNS))]
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for m, s in sorted(scores.items()):
+        lines.append(f"| {m} | {members[m]['seed']} | " + " | ".join(f"{s[c]:.1f}" for c in SWITCH_COLUMNS) + " |")
+        groups[_group_key(members[m], sweep_keys)].append(s)
+    lines += ["", f"| setting | seeds | {head} |", "|" + "---|" * (2 + len(SWITCH_COLUMNS))]
+    for label, group in groups.items():
+        cells = [np.asarray([s[c] for s in group]) for c in SWITCH_COLUMNS]
+        lines.append(f"| {label} | {len(group)} | " + " | ".join(f"{v.mean():.1f} +- {v.std():.1f}" for v in cells) + " |")
     return "\n".join(lines)

@@ -73,7 +73,7 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def _cell_config(spec: TableSpec, algo: str, row: str, out: Path):
-    from jaxrl.train import TrainConfig
+    from jaxrl.config import TrainConfig
 
     settings = dict(spec.algorithms[algo] or {})
     per_row = settings.pop("rows", {}) or {}

@@ -1,9 +1,11 @@
-"""Train an agent: offline from a dataset, or online in an environment; all seeds in one program.
+"""Train an agent in any regime (offline, online, offline-to-online, hybrid); all seeds in one program.
 
 python -m jaxrl.train --help
 python -m jaxrl.train iql --beta 3                         # IQL on the Pendulum medium-replay suite
 python -m jaxrl.train --sweep beta=1,3,10 --seeds 3 iql    # 9 members, one compiled program
 python -m jaxrl.train --steps 50000 sac                    # online SAC
+python -m jaxrl.train --regime offline-to-online --online-steps 20000 iql   # IQL, then fine-tuned online
+python -m jaxrl.train --init-from runs/iql-Pendulum-v1-medium-replay --regime online --buffer keep iql
 python -m jaxrl.train --config experiments/demo.yaml       # a declarative experiment spec
 """
 
@@ -13,7 +15,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Any
 
 import jax
 import numpy as np
@@ -21,123 +23,16 @@ import tyro
 
 import envs
 from jaxrl import trainer
-from jaxrl.agents import AGENTS, OFFLINE_AGENTS, Agent, ConfigError
+from jaxrl.agents import Agent, ConfigError
 from jaxrl.checkpoint import Checkpointer
+from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, parse_assignments
 from jaxrl.data import Normalizer, load_dataset
-from jaxrl.data.corruption import Corruption, corrupt
+from jaxrl.data.corruption import corrupt
 from jaxrl.data.suite import LEVELS, load_level, suite_dir
-from jaxrl.experiment import config_from_mapping, load_experiment
+from jaxrl.phases import Offline, Online
 from jaxrl.sweep import make_members, parse_sweep, stack_agents
 
-# One CLI subcommand per registered algorithm, with its hyperparameters as flags.
-AgentConfig = Union[
-    tuple(Annotated[cls, tyro.conf.subcommand(name, description=cls.description)] for name, cls in AGENTS.items())
-]  # noqa: UP007
-
-
-@dataclass
-class TrainConfig:
-    agent: AgentConfig
-    """the algorithm and its hyperparameters"""
-    env: str = "gymnax/Pendulum-v1"
-    """registered environment name (see envs.registered())"""
-    dataset: str = "medium-replay"
-    """offline only: a level of the generated suite for `env`, or a path to a D4RL-layout .hdf5/.npz file"""
-    suite: str = "default"
-    """profile of the generated dataset suite"""
-    suite_seed: int = 0
-    """seed of the generated dataset suite"""
-    seeds: int = 5
-    """independent seeds, trained together in one vmapped program"""
-    first_seed: int = 0
-    steps: int = 10_000
-    """gradient updates (offline) or environment steps (online)"""
-    chunk_steps: int = 1_000
-    """steps per compiled chunk; the host logs, evaluates and checkpoints between chunks"""
-    batch_size: int = 256
-    eval_every: int = 2
-    """chunks between evaluations"""
-    eval_episodes: int = 10
-    checkpoint_every: int = 5
-    """chunks between checkpoints (the final state is always saved)"""
-    normalize_obs: bool | None = None
-    """standardise observations with dataset statistics, which evaluation shares (default: the agent's choice)"""
-    normalize_rewards: bool = True
-    """offline: scale rewards by 1000 / (max - min episode return), IQL's locomotion setting"""
-    corruption: Corruption = Corruption()
-    """offline: corrupt the dataset before training (RIQL's protocol); no elements means clean data"""
-    num_envs: int = 1
-    """online: environments stepped in parallel"""
-    utd: float = 1.0
-    """online: gradient updates per environment step"""
-    learning_starts: int = 1_000
-    """online: uniform random actions and no updates for this many environment steps"""
-    buffer_size: int = 100_000
-    """online: replay buffer capacity"""
-    sweep: tuple[str, ...] = ()
-    """hyperparameter grid such as beta=1,3,10; every value x every seed is one member of one program"""
-    run_dir: str | None = None
-    """where checkpoints, metrics, the plot and the table go (default runs/<algo>-<env>-<dataset>)"""
-    resume: bool = False
-    """continue from the latest checkpoint in run_dir"""
-    overwrite: bool = False
-    """delete an existing run in run_dir and start again"""
-    progress: bool = True
-    tensorboard: bool = False
-    """also write TensorBoard event files to run_dir/tensorboard/, one run per member (tensorboard --logdir RUN_DIR)"""
-
-    def __post_init__(self):
-        if isinstance(self.corruption, dict):  # from a YAML spec
-            unknown = sorted(set(self.corruption) - {f.name for f in dataclasses.fields(Corruption)})
-            if unknown:
-                allowed = ", ".join(f.name for f in dataclasses.fields(Corruption))
-                raise ConfigError(f"corruption has no setting {unknown[0]!r}; it has: {allowed}")
-            self.corruption = Corruption(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.corruption.items()})
-
-    @property
-    def offline(self) -> bool:
-        return self.agent.name in OFFLINE_AGENTS
-
-    def resolved_run_dir(self) -> Path:
-        if self.run_dir:
-            return Path(self.run_dir)
-        source = Path(self.dataset).stem if self.offline else "online"
-        return Path("runs") / f"{self.agent.name}-{self.env.split('/')[-1]}-{source}"
-
-    def validate(self) -> "TrainConfig":
-        """Reject invalid values before anything is compiled; raises ConfigError naming the field."""
-        for name in (
-            "seeds",
-            "steps",
-            "chunk_steps",
-            "batch_size",
-            "eval_every",
-            "eval_episodes",
-            "checkpoint_every",
-            "num_envs",
-            "buffer_size",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.first_seed < 0 or self.learning_starts < 0:
-            raise ConfigError("first_seed and learning_starts must be >= 0")
-        if self.steps % self.chunk_steps:
-            raise ConfigError(f"steps ({self.steps}) must be a multiple of chunk_steps ({self.chunk_steps})")
-        if not self.utd > 0:
-            raise ConfigError(f"utd must be > 0, got {self.utd}")
-        if self.env not in envs.REGISTRY:
-            raise ConfigError(f"unknown environment {self.env!r}; registered: {', '.join(envs.registered())}")
-        if self.offline and self.dataset not in LEVELS and not Path(self.dataset).suffix and not Path(self.dataset).is_dir():
-            raise ConfigError(
-                f"dataset {self.dataset!r} is neither a suite level ({', '.join(LEVELS)}), a .hdf5/.npz path nor a Minari directory"
-            )
-        if self.corruption.elements:
-            if not self.offline:
-                raise ConfigError("corruption applies to offline datasets only")
-            self.corruption.validate()
-        self.agent.validate()
-        return self
+__all__ = ["TrainConfig", "Built", "build", "train", "LoadedRun", "load_run", "main"]
 
 
 def _reward_scale(dataset) -> float:
@@ -146,7 +41,7 @@ def _reward_scale(dataset) -> float:
     return 1000.0 / spread if spread > 0 else 1.0
 
 
-def _load_offline(cfg: TrainConfig, spec):
+def _load_data(cfg: TrainConfig, spec):
     if cfg.dataset in LEVELS:
         return load_level(cfg.env, cfg.dataset, cfg.suite, cfg.suite_seed)
     return load_dataset(cfg.dataset, spec)
@@ -158,6 +53,106 @@ def _ref_scores(metadata: dict) -> tuple[float, float] | None:
     return None
 
 
+def _env_params(env, specs: tuple[str, ...], field: str):
+    """The env's params with `specs` ("g=12") applied; None (the env's own) when there are none."""
+    if not specs:
+        return None
+    values = parse_assignments(specs, field)
+    try:
+        return env.params_with(**{name: float(value) for name, value in values.items()})
+    except ValueError as err:
+        raise ConfigError(f"{field}: {err}") from None
+
+
+def _with_hyperparameters(agent: Agent, specs: tuple[str, ...], field: str) -> Agent:
+    """`agent` with hyperparameters ("actor_lr=1e-4", "cosine_actor_lr=false") replaced for every member."""
+    values = {}
+    for name, text in parse_assignments(specs, field).items():
+        f = type(agent).__dataclass_fields__.get(name)
+        if f is None or name in ("obs_dim", "action_dim", "total_steps"):
+            raise ConfigError(f"{field}: {agent.name} has no hyperparameter {name!r}")
+        current = getattr(agent, name)
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false"):
+                raise ConfigError(f"{field}: {agent.name}.{name} is true or false, got {text!r}")
+            values[name] = text.lower() == "true"
+        elif f.metadata.get("pytree_node", True):
+            values[name] = np.full(np.shape(current), float(text), np.float32)
+        elif isinstance(current, int):
+            values[name] = int(text)
+        else:
+            raise ConfigError(f"{field}: {agent.name}.{name} cannot be set for the online phase")
+    return agent.replace(**values).validate()
+
+
+@dataclass
+class Pretrained:
+    """A finished run to start from: its config and its states (leading axis: members)."""
+
+    config: TrainConfig
+    states: Any
+    run_dir: Path
+
+
+def _pretrained(init) -> Pretrained:
+    """A `Pretrained` from a run directory, a `LoadedRun` or a `RunResult` (what `train` returns)."""
+    if isinstance(init, (str, Path)):
+        loaded = load_run(init)
+        return Pretrained(loaded.config, loaded.states, Path(init))
+    if isinstance(init, LoadedRun):
+        return Pretrained(init.config, init.states, init.run_dir)
+    if isinstance(init, trainer.RunResult):
+        path = init.run_dir / "config.json"
+        return Pretrained(config_from_mapping(json.loads(path.read_text()), path), init.states, init.run_dir)
+    raise ConfigError(f"init_from must be a run directory, a LoadedRun or a RunResult, got {type(init).__name__}")
+
+
+def _first_difference(a, b) -> str | None:
+    """Where two pytrees of arrays first differ in structure or shape, in words (None: they match)."""
+    paths_a = dict(jax.tree_util.tree_flatten_with_path(a)[0])
+    paths_b = dict(jax.tree_util.tree_flatten_with_path(b)[0])
+    for path in paths_a.keys() | paths_b.keys():
+        x, y = paths_a.get(path), paths_b.get(path)
+        if x is None or y is None or x.shape != y.shape:
+            where = jax.tree_util.keystr(path)
+            describe = lambda v: "absent" if v is None else str(tuple(v.shape))  # noqa: E731
+            return f"{where}: {describe(x)} there, {describe(y)} here"
+    return None
+
+
+def _warm_start(cfg: TrainConfig, source: Pretrained, spec, agent: Agent, members: list[dict]):
+    """Check that `source` can start this run and return (WarmStart, its normaliser)."""
+    where = f"init_from {source.run_dir}"
+    theirs = source.config
+    if theirs.agent.name != agent.name:
+        raise ConfigError(f"{where} trained {theirs.agent.name}, not {agent.name}")
+    their_spec = envs.make(theirs.env).spec
+    if (their_spec.obs_dim, their_spec.action_dim) != (spec.obs_dim, spec.action_dim):
+        raise ConfigError(
+            f"{where} was trained on {theirs.env} (obs dim {their_spec.obs_dim}, action dim {their_spec.action_dim}); "
+            f"{cfg.env} has obs dim {spec.obs_dim}, action dim {spec.action_dim}"
+        )
+    static = [f.name for f in dataclasses.fields(agent) if not f.metadata.get("pytree_node", True)]
+    differ = [f"{n} {getattr(theirs.agent, n)!r} there, {getattr(agent, n)!r} here" for n in static
+              if n not in ("obs_dim", "action_dim", "total_steps") and getattr(theirs.agent, n) != getattr(agent, n)]  # fmt: skip
+    ours = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
+    theirs_one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), source.states.agent)
+    mismatch = _first_difference(theirs_one, ours)
+    if mismatch:
+        raise ConfigError(f"{where}: its agent state does not fit this {agent.name}: {mismatch}" + (f" ({'; '.join(differ)})" if differ else ""))
+    count = int(jax.tree.leaves(source.states.agent)[0].shape[0])
+    if count not in (1, len(members)):
+        raise ConfigError(f"{where} has {count} members; this run has {len(members)} (it can start from 1 or {len(members)})")
+    agent_states = jax.tree.map(lambda x: np.repeat(np.asarray(x), len(members) // count, axis=0), source.states.agent)
+    normalizers = jax.tree.map(np.asarray, source.states.normalizer)
+    if any(not np.all(leaf == leaf[:1]) for leaf in jax.tree.leaves(normalizers)):
+        raise ConfigError(f"{where}: its members normalise data differently; start from one member's run")
+    normalizer = jax.tree.map(lambda leaf: jax.numpy.asarray(leaf[0]), normalizers)
+    step = getattr(source.states.agent, "step", None)
+    updates = int(np.asarray(step).reshape(-1)[0]) if step is not None else 0
+    return trainer.WarmStart(agent_states, updates), normalizer
+
+
 @dataclass
 class Built:
     """What a config compiles to: the program over all members, and what describes the members."""
@@ -166,67 +161,93 @@ class Built:
     members: list[dict]
     grid: dict[str, list[float]]
     metadata: dict
-    normalizer: Normalizer | None = None  # offline: how observations are standardised (shared by evaluation)
+    normalizer: Normalizer | None = None  # how observations (and rewards) are seen by the agent, everywhere
 
 
-def build(cfg: TrainConfig) -> Built:
-    """Validate `cfg`, load (and corrupt, normalise) its data and build its training program."""
+def _phases(cfg: TrainConfig, agents) -> list:
+    regime = cfg.resolved_regime
+    online = dict(
+        chunk_steps=cfg.chunk_steps,
+        batch_size=cfg.batch_size,
+        num_envs=cfg.num_envs,
+        utd=cfg.utd,
+        learning_starts=cfg.learning_starts,
+        buffer_size=cfg.buffer_size,
+        buffer=cfg.resolved_buffer,
+        offline_fraction=cfg.offline_fraction,
+    )
+    if regime == "offline":
+        return [Offline(cfg.steps, cfg.chunk_steps, cfg.batch_size)]
+    if regime in ("online", "hybrid"):
+        return [Online(cfg.steps, **online)]
+    online_agents = _with_hyperparameters(agents.for_online(), cfg.online_hparams, "online_hparams")
+    return [Offline(cfg.steps, cfg.chunk_steps, cfg.batch_size), Online(cfg.online_steps, agents=online_agents, **online)]
+
+
+def build(cfg: TrainConfig, init_from=None) -> Built:
+    """Validate `cfg`, load (and corrupt, normalise) its data and build its training program.
+
+    `init_from` (or `cfg.init_from`): a run directory, `LoadedRun` or `RunResult` whose agent (and
+    normaliser) the run starts from instead of a fresh init."""
     cfg.validate()
     env = envs.make(cfg.env)
+    collect_params = _env_params(env, cfg.env_params, "env_params")
+    eval_params = _env_params(env, cfg.eval_params, "eval_env_params")
     base: Agent = cfg.agent.configure(env.spec, cfg.steps)
     grid = parse_sweep(cfg.sweep, base)
     members = make_members(grid, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)))
+    init_from = init_from if init_from is not None else cfg.init_from
+    warm, normalizer = None, None
+    if init_from is not None:
+        warm, normalizer = _warm_start(cfg, _pretrained(init_from), env.spec, base, members)
 
-    if cfg.offline:
-        dataset, metadata = _load_offline(cfg, env.spec)
+    dataset = None
+    if cfg.uses_dataset:
+        dataset, metadata = _load_data(cfg, env.spec)
         if cfg.corruption.elements:  # before any normalisation, as in the protocol
             dataset, metadata = corrupt(dataset, metadata, cfg.corruption)
         base = base.adapt_to_dataset(dataset, metadata)
-        agents = stack_agents(base, members).validate()
-        scale = _reward_scale(dataset) if cfg.normalize_rewards and base.normalizes_rewards else 1.0
-        normalize_obs = base.normalizes_observations if cfg.normalize_obs is None else cfg.normalize_obs
-        normalizer = Normalizer.from_dataset(dataset, reward_scale=scale)
-        if not normalize_obs:
-            normalizer = Normalizer.identity(env.spec.obs_dim).replace(reward_scale=normalizer.reward_scale)
+        if normalizer is None:
+            scale = _reward_scale(dataset) if cfg.normalize_rewards and base.normalizes_rewards else 1.0
+            normalize_obs = base.normalizes_observations if cfg.normalize_obs is None else cfg.normalize_obs
+            normalizer = Normalizer.from_dataset(dataset, reward_scale=scale)
+            if not normalize_obs:
+                normalizer = Normalizer.identity(env.spec.obs_dim).replace(reward_scale=normalizer.reward_scale)
         dataset = normalizer.apply(dataset)
-        program = trainer.build_offline_program(
-            agents,
-            dataset,
-            normalizer,
-            env,
-            chunk_steps=cfg.chunk_steps,
-            batch_size=cfg.batch_size,
-            eval_episodes=cfg.eval_episodes,
-        )
     else:
-        normalizer = None
         info = suite_dir(cfg.env, cfg.suite, cfg.suite_seed) / "suite.json"
         metadata = json.loads(info.read_text()) if info.exists() else {}
-        agents = stack_agents(base, members).validate()
-        program = trainer.build_online_program(
-            agents,
-            env,
-            chunk_steps=cfg.chunk_steps,
-            num_envs=cfg.num_envs,
-            batch_size=cfg.batch_size,
-            utd=cfg.utd,
-            learning_starts=cfg.learning_starts,
-            buffer_size=cfg.buffer_size,
-            eval_episodes=cfg.eval_episodes,
-        )
+        normalizer = normalizer if normalizer is not None else Normalizer.identity(env.spec.obs_dim)
+    agents = stack_agents(base, members).validate()
+    program = trainer.build_program(
+        agents,
+        _phases(cfg, agents),
+        normalizer=normalizer,
+        eval_env=env,
+        eval_episodes=cfg.eval_episodes,
+        dataset=dataset,
+        env=env,
+        collect_params=collect_params,
+        eval_params=eval_params,
+        warm_start=warm,
+    )
     return Built(program, members, grid, metadata, normalizer)
 
 
-def train(cfg: TrainConfig, stop_after_chunks: int | None = None) -> trainer.RunResult:
-    """Run the training described by `cfg`; returns final states, per-member results and the table."""
-    built = build(cfg)
+def train(cfg: TrainConfig, stop_after_chunks: int | None = None, init_from=None) -> trainer.RunResult:
+    """Run the training described by `cfg`; returns final states, per-member results and the table.
+
+    `init_from`: start from a finished run, as `cfg.init_from` does from a run directory; here it may also
+    be what an earlier `train` returned, so a notebook can pretrain, look, then fine-tune."""
+    built = build(cfg, init_from)
     config = dataclasses.asdict(cfg) | {"algo": cfg.agent.name}
     config["agent"] = {k: v for k, v in config["agent"].items() if k not in ("obs_dim", "action_dim", "total_steps")}
+    if init_from is not None and not isinstance(init_from, (str, Path)):
+        config["init_from"] = str(init_from.run_dir)
     return trainer.run(
         built.program,
         built.members,
         cfg.resolved_run_dir(),
-        num_chunks=cfg.steps // cfg.chunk_steps,
         eval_every=cfg.eval_every,
         checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume,
@@ -249,6 +270,7 @@ class LoadedRun:
     members: list[dict]
     states: Any  # leading axis: members
     step: int
+    run_dir: Path | None = None
 
     def evaluate(self, seed: int = 0) -> np.ndarray:
         """Mean return of each member over `config.eval_episodes` fresh episodes."""
@@ -263,19 +285,21 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     """Rebuild the run in `run_dir` from its config.json and restore its checkpoint at `step` (default: the
-    latest), e.g. to evaluate or act with a trained policy in a notebook."""
+    latest), e.g. to evaluate or act with a trained policy in a notebook, or to start another run from."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise ConfigError(f"{run_dir}: no config.json, so not a run directory")
     cfg = config_from_mapping(json.loads(config_path.read_text()), config_path)
-    built = build(cfg)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
+        if checkpointer.latest_step() is None:
+            raise ConfigError(f"{run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
+        built = build(cfg)
         step, states = trainer.restore(built.program, built.members, checkpointer, step)
     finally:
         checkpointer.close()
-    return LoadedRun(cfg, built.program, built.members, states, step)
+    return LoadedRun(cfg, built.program, built.members, states, step, run_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -298,8 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"jaxrl: {cfg.agent.name} on {cfg.env}"
-        + (f" / {cfg.dataset}" if cfg.offline else " (online)")
-        + f", devices {jax.devices()}"
+        + (f" / {cfg.dataset}" if cfg.uses_dataset else "")
+        + f", {cfg.resolved_regime}, devices {jax.devices()}"
     )
     try:
         result = train(cfg)

@@ -1,35 +1,36 @@
 """Training programs and the host loop that drives them.
 
-A program holds three jitted functions over the state of every sweep member at once (leading axis M):
-    init(keys) -> states
-    chunk(states, chunk_index) -> (states, metrics)    # one `lax.scan` of many steps
-    evaluate(states, key) -> returns [M, episodes]
-The host loop calls `chunk` repeatedly and, between chunks only, logs, evaluates and checkpoints.
-Nothing inside a chunk returns to Python.
+A program is a sequence of phases (`jaxrl.phases`: offline learning, online collecting and learning)
+over the state of every sweep member at once (leading axis M). Each phase has jitted functions
+    start(previous states or None, keys) -> states      # the phase's first state
+    chunk(states, index in phase) -> (states, metrics)   # one `lax.scan` of many steps
+and the program evaluates any phase's states with `evaluate(states, key) -> returns [M, episodes]`.
+The host loop calls chunks in turn and, between chunks only, logs, evaluates and checkpoints.
+Nothing inside a chunk returns to Python. A regime (offline, online, offline-to-online, hybrid) is
+just the list of phases a program is built from; a warm start is just another first state.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
-from jaxrl.buffer import ReplayBuffer
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data.dataset import Dataset, Normalizer
 from jaxrl.evaluation import evaluate_policy_with_memory, normalized_score
-from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table
+from jaxrl.phases import Offline, OfflineState, Online, OnlineState, offline_chunk, offline_start, online_chunk, online_start
+from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table, switch_table
 from jaxrl.sharding import member_mesh, replicate, shard_members
 from jaxrl.sweep import member_keys
+
+__all__ = ["Offline", "OfflineState", "Online", "OnlineState", "Program", "build_program", "run", "restore"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -37,86 +38,188 @@ class TrainingDiverged(RuntimeError):
 
 
 @dataclass
+class ProgramPhase:
+    spec: Offline | Online
+    first_chunk: int  # global index of the phase's first chunk
+    first_step: int  # the run's step count when the phase starts
+    start: Callable  # (previous phase's states or None, member keys) -> states
+    chunk: Callable  # (states, chunk index within the phase) -> (states, metrics)
+    compiled_chunk: Any  # the jitted function behind `chunk` (to inspect its compilations)
+
+    @property
+    def num_chunks(self) -> int:
+        return self.spec.steps // self.spec.chunk_steps
+
+
+@dataclass
 class Program:
     agents: Any  # the stacked agents of all members (leaves have a leading member axis)
-    init: Callable
-    chunk: Callable
-    evaluate: Callable
-    steps_per_chunk: int
-    compiled_chunk: Any = None  # the jitted function behind `chunk` (to inspect its compilations)
+    phases: list[ProgramPhase]
+    evaluate: Callable  # (states of any phase, key) -> returns [M, episodes]
     mesh: Any = None  # devices the member axis is split over (None: one device)
+    data: dict = field(default_factory=dict)  # what the chunks read: dataset, env params
 
+    def init(self, keys):
+        return self.phases[0].start(None, keys)
 
-@struct.dataclass
-class OfflineState:
-    agent: Any
-    normalizer: Normalizer
-    key: jax.Array
+    @property
+    def num_chunks(self) -> int:
+        return sum(p.num_chunks for p in self.phases)
 
+    @property
+    def steps_per_chunk(self) -> int:  # of the first phase (the only one of single-phase programs)
+        return self.phases[0].spec.chunk_steps
 
-@struct.dataclass
-class OnlineState:
-    agent: Any
-    normalizer: Normalizer
-    buffer: ReplayBuffer
-    env_state: Any
-    obs: jax.Array
-    key: jax.Array
+    @property
+    def compiled_chunk(self):  # of the first phase
+        return self.phases[0].compiled_chunk
+
+    def phase_of(self, chunk: int) -> ProgramPhase:
+        return next(p for p in reversed(self.phases) if chunk >= p.first_chunk)
+
+    def step_after(self, chunk: int) -> int:
+        """The run's step count after chunk `chunk` (updates offline, then environment steps online)."""
+        phase = self.phase_of(chunk)
+        return phase.first_step + (chunk - phase.first_chunk + 1) * phase.spec.chunk_steps
+
+    def chunks_done(self, step: int) -> int:
+        """How many chunks a checkpoint at `step` has completed."""
+        done = next((c + 1 for c in range(self.num_chunks) if self.step_after(c) == step), None)
+        if done is None:
+            raise ValueError(f"step {step} is not at the end of a chunk of this program")
+        return done
+
+    def enter(self, states, chunk: int, keys):
+        """The states chunk `chunk` runs from: the previous phase's, turned into the next phase's where it starts."""
+        phase = self.phase_of(chunk)
+        return phase.start(states, keys) if chunk == phase.first_chunk and chunk > 0 else states
+
+    def chunk(self, states, chunk: int):
+        phase = self.phase_of(chunk)
+        return phase.chunk(states, chunk - phase.first_chunk)
+
+    def abstract_states(self, chunks_done: int, keys):
+        """Shapes and types of the states after `chunks_done` chunks (to restore a checkpoint into)."""
+        states = jax.eval_shape(self.init, keys)
+        for phase in self.phases[1:]:
+            if chunks_done > phase.first_chunk:
+                states = jax.eval_shape(phase.start, states, keys)
+        return states
 
 
 def _num_members(agents) -> int:
     return int(jax.tree.leaves(agents)[0].shape[0])
 
 
-def _mean_metrics(metrics: dict) -> dict:
-    return {k: jnp.mean(v) for k, v in metrics.items()}
-
-
 def _evaluator(env, num_episodes: int):
-    def evaluate(agent, state, key):
+    def evaluate(agent, state, key, params):
         norm = state.normalizer
         return evaluate_policy_with_memory(
             env,
             lambda obs, key, carry: agent.act_with_carry(state.agent, norm(obs), key, carry, True),
             key,
             num_episodes,
+            params,
             init_carry=lambda obs: agent.initial_carry(state.agent, norm(obs)),
             observe=agent.observe,
         )
 
-    return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None)))
+    return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None)))
+
+
+@dataclass
+class WarmStart:
+    """Agent states to start from instead of `agent.init` (leading axis: members), and how many updates they had."""
+
+    agent_states: Any
+    updates: int = 0
+
+
+def build_program(
+    agents,
+    phases: list[Offline | Online],
+    *,
+    normalizer: Normalizer,
+    eval_env,
+    eval_episodes: int,
+    dataset: Dataset | None = None,
+    env=None,
+    collect_params=None,
+    eval_params=None,
+    warm_start: WarmStart | None = None,
+) -> Program:
+    """Compile `phases` in order into one program over the stacked `agents`.
+
+    `dataset` (already normalised with `normalizer`) feeds offline phases (through the agent's training
+    view of it) and online phases that keep or mix it; `env` is where online phases collect, with
+    `collect_params` (None: the env's defaults); evaluation runs in `eval_env` with `eval_params`.
+    """
+    mesh = member_mesh(_num_members(agents))
+    data = {"view": None, "dataset": None, "collect_params": collect_params, "eval_params": eval_params}
+    if dataset is not None:
+        if any(p.name == "offline" for p in phases):
+            data["view"] = agents.training_data(dataset)  # e.g. trajectory windows for sequence models
+        # What online transitions have, so the dataset can share a buffer or a batch with them.
+        data["dataset"] = dataset.replace(next_actions=None)
+    data = replicate(data, mesh)
+
+    compiled, first_chunk, first_step = [], 0, 0
+    updates = warm_start.updates if warm_start else 0
+    for i, spec in enumerate(phases):
+        pretrained = i > 0 or warm_start is not None
+        if spec.name == "offline":
+            start, chunk = offline_start(spec, normalizer), offline_chunk(spec, updates)
+            phase_agents = agents
+        else:
+            spec.validate()
+            if spec.buffer != "discard" and dataset is None:
+                raise ValueError(f"an online phase with buffer {spec.buffer!r} needs a dataset")
+            start, chunk = online_start(spec, env, normalizer, pretrained), online_chunk(spec, env, updates, pretrained)
+            phase_agents = agents if spec.agents is None else spec.agents
+        compiled.append(_compile_phase(spec, phase_agents, start, chunk, data, first_chunk, first_step, i, warm_start))
+        first_chunk += spec.steps // spec.chunk_steps
+        first_step += spec.steps
+        if spec.name == "offline":
+            updates += spec.steps
+        else:
+            learning_iterations = spec.steps // spec.num_envs - spec.learning_starts // spec.num_envs
+            updates += max(learning_iterations, 0) * spec.updates_per_iteration
+
+    evaluate = _evaluator(eval_env, eval_episodes)
+    return Program(
+        agents=agents,
+        phases=compiled,
+        evaluate=lambda states, key: evaluate(agents, states, key, data["eval_params"]),
+        mesh=mesh,
+        data=data,
+    )
+
+
+def _compile_phase(spec, agents, start, chunk, data, first_chunk, first_step, index, warm_start) -> ProgramPhase:
+    """Vmap the per-member `start(agent, key, agent_state, data)` and `chunk(agent, state, index, data)`
+    over members and jit them. `data` is an argument of the compiled functions rather than a closure,
+    so the dataset is not baked into the program as a constant."""
+    vstart = jax.jit(lambda keys, agent_states, data: jax.vmap(start, in_axes=(0, 0, 0, None))(agents, keys, agent_states, data))
+    vchunk = jax.jit(lambda states, i, data: jax.vmap(chunk, in_axes=(0, 0, None, None))(agents, states, i, data))
+    if index == 0:
+        first = warm_start.agent_states if warm_start else None
+        begin = lambda previous, keys: vstart(keys, first, data)  # noqa: E731
+    else:
+        begin = lambda previous, keys: vstart(keys, previous.agent, data)  # noqa: E731
+    return ProgramPhase(spec, first_chunk, first_step, begin, lambda states, i: vchunk(states, i, data), vchunk)
 
 
 def build_offline_program(
     agents, dataset: Dataset, normalizer: Normalizer, eval_env, *, chunk_steps: int, batch_size: int, eval_episodes: int
 ) -> Program:
-    """Offline training: each chunk is `chunk_steps` updates on batches drawn by `agent.sample`.
+    """Offline training, one phase whose chunks make `chunk_steps` updates on batches drawn by `agent.sample`.
 
     The dataset must already be normalised with `normalizer`; the normaliser is kept in the state so
-    that evaluation sees observations the same way the agent was trained on them.
+    that evaluation sees observations the same way the agent was trained on them. (The program's
+    length is set by the host loop; a single-phase program's chunks run on for any index.)
     """
-    dataset = agents.training_data(dataset)  # e.g. trajectory windows for sequence models
-    mesh = member_mesh(_num_members(agents))
-    dataset = replicate(dataset, mesh)
-
-    def init(agent, key):
-        init_key, key = jax.random.split(key)
-        return OfflineState(agent.init(init_key), normalizer, key)
-
-    def chunk(agent, state, index, data):
-        def update(carry, step):
-            agent_state, key = carry
-            key, batch_key, update_key = jax.random.split(key, 3)
-            batch = agent.sample(data, batch_key, batch_size)
-            agent_state, metrics = agent.update_at(agent_state, batch, update_key, step)
-            return (agent_state, key), metrics
-
-        # The global update index, unbatched under the member vmap: a lax.cond on it is a real branch.
-        steps = index * chunk_steps + jnp.arange(chunk_steps)
-        (agent_state, key), metrics = jax.lax.scan(update, (state.agent, state.key), steps)
-        return state.replace(agent=agent_state, key=key), _mean_metrics(metrics)
-
-    return _assemble(agents, init, chunk, dataset, eval_env, eval_episodes, chunk_steps, mesh)
+    return build_program(agents, [Offline(chunk_steps, chunk_steps, batch_size)], normalizer=normalizer,
+                         eval_env=eval_env, eval_episodes=eval_episodes, dataset=dataset)  # fmt: skip
 
 
 def build_online_program(
@@ -131,101 +234,21 @@ def build_online_program(
     buffer_size: int,
     eval_episodes: int,
 ) -> Program:
-    """Online training: each iteration steps `num_envs` environments, stores the transitions, then
-    makes `utd * num_envs` updates (none before `learning_starts` env steps, when actions are uniform).
-
-    `chunk_steps` counts environment steps over all envs; `utd` (updates per env step) may be
-    fractional as long as `utd * num_envs` is a whole number.
-    """
-    spec = env.spec
-    mesh = member_mesh(_num_members(agents))
-    iterations = chunk_steps // num_envs
-    updates_per_iteration = round(utd * num_envs)
-    if chunk_steps % num_envs or updates_per_iteration < 1 or abs(updates_per_iteration - utd * num_envs) > 1e-9:
-        raise ValueError(
-            f"chunk_steps ({chunk_steps}) must be a multiple of num_envs ({num_envs}) and utd * num_envs ({utd} * {num_envs}) a positive integer"
-        )
-    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-
-    def init(agent, key):
-        init_key, reset_key, key = jax.random.split(key, 3)
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), None)
-        buffer = ReplayBuffer.create(buffer_size, spec.obs_dim, spec.action_dim)
-        return OnlineState(agent.init(init_key), Normalizer.identity(spec.obs_dim), buffer, env_state, obs, key)
-
-    def chunk(agent, state, chunk_index):
-        def iteration(state, i):
-            env_steps = (chunk_index * iterations + i) * num_envs  # unbatched: keeps lax.cond a real branch
-            key, act_key, random_key, env_key, update_key = jax.random.split(state.key, 5)
-            action = agent.act(state.agent, state.obs, act_key, False)
-            random_action = jax.random.uniform(random_key, action.shape, minval=-1.0, maxval=1.0)
-            action = jnp.where(env_steps < learning_starts, random_action, action)
-            obs, env_state, reward, terminated, truncated, info = vstep(
-                jax.random.split(env_key, num_envs), state.env_state, action, None
-            )
-            buffer = state.buffer.add(
-                Dataset(
-                    state.obs, action, reward, info["final_obs"], terminated.astype(jnp.float32), truncated.astype(jnp.float32)
-                )
-            )
-
-            def updates(agent_state):
-                def one(agent_state, key):
-                    sample_key, key = jax.random.split(key)
-                    return agent.update(agent_state, buffer.sample(sample_key, batch_size), key)
-
-                agent_state, metrics = jax.lax.scan(one, agent_state, jax.random.split(update_key, updates_per_iteration))
-                return agent_state, _mean_metrics(metrics)
-
-            _, metric_shapes = jax.eval_shape(updates, state.agent)
-            skip = lambda agent_state: (agent_state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes))  # noqa: E731
-            learning = env_steps + num_envs > learning_starts
-            agent_state, metrics = jax.lax.cond(learning, updates, skip, state.agent)
-            metrics["updates"] = learning * updates_per_iteration
-            done = info["episode_done"]
-            episodes = (jnp.sum(jnp.where(done, info["episode_return"], 0.0)), jnp.sum(done))
-            state = state.replace(agent=agent_state, buffer=buffer, env_state=env_state, obs=obs, key=key)
-            return state, (metrics, episodes)
-
-        state, (metrics, (return_sums, counts)) = jax.lax.scan(iteration, state, jnp.arange(iterations))
-        # Average over the iterations that made updates; NaN (not a fake 0) when none did. A NaN
-        # produced by a real update still propagates, so divergence is never averaged away.
-        updates = metrics.pop("updates")
-        made = jnp.sum(updates > 0)
-        metrics = {
-            k: jnp.where(made > 0, jnp.sum(jnp.where(updates > 0, v, 0.0)) / jnp.maximum(made, 1), jnp.nan)
-            for k, v in metrics.items()
-        }
-        metrics["updates"] = jnp.sum(updates)
-        metrics["episode_return"] = return_sums.sum() / counts.sum()  # NaN when no episode ended
-        return state, metrics
-
-    return _assemble(agents, init, lambda agent, state, index, data: chunk(agent, state, index), None, env,
-                     eval_episodes, chunk_steps, mesh)  # fmt: skip
-
-
-def _assemble(agents, init, chunk, data, eval_env, eval_episodes: int, chunk_steps: int, mesh) -> Program:
-    """Vmap the per-member `init(agent, key)` and `chunk(agent, state, index, data)` over members and jit them.
-
-    `data` (the dataset, or None) is an argument of the compiled chunk rather than a closure, so it is
-    not baked into the program as a constant.
-    """
-    members = jax.jit(lambda states, index, data: jax.vmap(chunk, in_axes=(0, 0, None, None))(agents, states, index, data))
-    evaluate = _evaluator(eval_env, eval_episodes)
-    return Program(
-        agents=agents,
-        init=jax.jit(lambda keys: jax.vmap(init)(agents, keys)),
-        chunk=lambda states, index: members(states, index, data),
-        evaluate=lambda states, key: evaluate(agents, states, key),
-        steps_per_chunk=chunk_steps,
-        compiled_chunk=members,
-        mesh=mesh,
-    )
+    """Online training from scratch, one phase: each iteration steps `num_envs` environments, stores the
+    transitions, then makes `utd * num_envs` updates (none before `learning_starts` env steps, when
+    actions are uniform). `chunk_steps` counts environment steps over all envs."""
+    spec = Online(chunk_steps, chunk_steps, batch_size, num_envs, utd, learning_starts, buffer_size)
+    return build_program(agents, [spec], normalizer=Normalizer.identity(env.spec.obs_dim), eval_env=env,
+                         eval_episodes=eval_episodes, env=env)  # fmt: skip
 
 
 def restore(program: Program, members: list[dict], checkpointer: Checkpointer, step: int | None = None):
     """(step, states) from a checkpoint of `program`'s run (the latest unless `step`), sharded like a fresh init."""
-    step, states = checkpointer.restore(jax.eval_shape(program.init, member_keys(members)), step)
+    step = checkpointer.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
+    target = program.abstract_states(program.chunks_done(step), member_keys(members))
+    step, states = checkpointer.restore(target, step)
     return step, shard_members(states, program.mesh)
 
 
@@ -254,7 +277,6 @@ def run(
     members: list[dict],
     run_dir: str | Path,
     *,
-    num_chunks: int,
     eval_every: int,
     checkpoint_every: int,
     resume: bool = False,
@@ -266,11 +288,13 @@ def run(
     tensorboard: bool = False,
     stop_after_chunks: int | None = None,
 ) -> RunResult:
-    """Drive `program` for `num_chunks` chunks; `members[i]` describes member i (seed, hyperparameters).
+    """Drive `program` through all its chunks; `members[i]` describes member i (seed, hyperparameters).
 
-    Writes under `run_dir`: config.json, metrics.jsonl/csv, checkpoints/, curve.png, results.md, and
-    with `tensorboard` event files in tensorboard/<member>/ (flushed every chunk).
-    `stop_after_chunks` ends the call early (as if killed) after that many chunks of this call.
+    Writes under `run_dir`: config.json, metrics.jsonl/csv (a `phase` column says which phase a row
+    is from), checkpoints/, curve.png, results.md, and with `tensorboard` event files in
+    tensorboard/<member>/ (flushed every chunk). Every phase's last chunk is evaluated, and so is the
+    first chunk of a phase that follows another. `stop_after_chunks` ends the call early (as if killed)
+    after that many chunks of this call.
     """
     from tqdm.auto import tqdm
 
@@ -297,18 +321,20 @@ def run(
                 raise ValueError(f"cannot resume {run_dir}: its config differs in {', '.join(changed)}")
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
 
+    keys = member_keys(members)
+    num_chunks = program.num_chunks
     checkpointer = Checkpointer(run_dir / "checkpoints")
     start_chunk, states = 0, None
     if resume and checkpointer.latest_step() is not None:
         step, states = restore(program, members, checkpointer)
-        start_chunk = step // program.steps_per_chunk
+        start_chunk = program.chunks_done(step)
     elif resume:
         print(f"no checkpoint in {run_dir / 'checkpoints'}; starting from scratch")
     if states is None:
-        states = shard_members(program.init(member_keys(members)), program.mesh)
+        states = shard_members(program.init(keys), program.mesh)
     writer = MetricsWriter(
         run_dir,
-        resume_step=start_chunk * program.steps_per_chunk if start_chunk else None,
+        resume_step=program.step_after(start_chunk - 1) if start_chunk else None,
         tensorboard_members=members if tensorboard else None,
     )
     eval_key = jax.random.PRNGKey(10_000)
@@ -320,22 +346,27 @@ def run(
             out["normalized_score"] = normalized_score(returns, *ref_scores)
         return out
 
+    def rows_of(step, phase, *columns):
+        return [{"step": step, "phase": phase, "member": m, **member, **{k: float(v[m]) for c in columns for k, v in c.items()}}
+                for m, member in enumerate(members)]  # fmt: skip
+
     if start_chunk == 0:  # the untrained policy's score: the start of every learning curve
-        writer.write([{"step": 0, "member": m, **member, **{k: float(v[m]) for k, v in eval_rows(states, 0).items()}}
-                      for m, member in enumerate(members)])  # fmt: skip
+        writer.write(rows_of(0, program.phases[0].spec.name, eval_rows(states, 0)))
     bar = tqdm(total=num_chunks, initial=start_chunk, disable=not progress, desc=run_dir.name, unit="chunk")
     last_saved = start_chunk if start_chunk else None
     final_rows: list[dict] = []
     t0 = time.perf_counter()
     chunks_done = 0
     for c in range(start_chunk, num_chunks):
+        phase = program.phase_of(c)
+        states = program.enter(states, c, keys)
         new_states, metrics = program.chunk(states, c)
         metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
-        step = (c + 1) * program.steps_per_chunk
+        step = program.step_after(c)
         try:
             _check_finite(metrics, step, members)
         except TrainingDiverged as err:
-            good_step = c * program.steps_per_chunk
+            good_step = program.step_after(c - 1) if c > 0 else 0
             if c > 0 and last_saved != c:
                 checkpointer.save(good_step, states)
             checkpointer.wait()
@@ -343,12 +374,9 @@ def run(
             raise TrainingDiverged(f"training diverged: {err}. The last good state is saved in {where}.") from None
         states = new_states
         is_last = c + 1 == num_chunks
-        evals = eval_rows(states, step) if (c + 1) % eval_every == 0 or is_last else {}
-        rows = []
-        for m, member in enumerate(members):
-            row = {"step": step, "member": m, **member, **{k: float(v[m]) for k, v in metrics.items()}}
-            row.update({k: float(v[m]) for k, v in evals.items()})
-            rows.append(row)
+        phase_edge = c + 1 == phase.first_chunk + phase.num_chunks or (c == phase.first_chunk and c > 0)
+        evals = eval_rows(states, step) if (c + 1) % eval_every == 0 or is_last or phase_edge else {}
+        rows = rows_of(step, phase.spec.name, metrics, evals)
         writer.write(rows)
         if is_last:
             final_rows = rows
@@ -371,12 +399,9 @@ def run(
     table = ""
     if final_rows:
         table = results_table(final_rows, sweep_keys, metric)
+        switches = {p.first_step: p.spec.steps for p in program.phases[1:]}
+        for switch, online_steps in switches.items():
+            table += "\n\n" + switch_table(writer.rows, sweep_keys, metric, switch, online_steps)
         (run_dir / "results.md").write_text(table + f"\n\nwall time of training loop: {elapsed:.1f} s\n")
-        plot_learning_curves(writer.rows, run_dir / "curve.png", metric, sweep_keys, title=run_dir.name)
+        plot_learning_curves(writer.rows, run_dir / "curve.png", metric, sweep_keys, title=run_dir.name, marks=list(switches))
     return RunResult(states, final_rows, table, run_dir)
-
-
-def chunks_for(steps: int, chunk_steps: int) -> int:
-    if chunk_steps <= 0 or steps <= 0:
-        raise ValueError("steps and chunk_steps must be positive")
-    return math.ceil(steps / chunk_steps)

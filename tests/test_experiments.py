@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from jaxrl.agents import IQL, ConfigError
-from jaxrl.experiment import load_experiment
+from jaxrl.config import load_experiment
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 SPECS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if "tables" not in p.parts)

@@ -11,9 +11,8 @@ from jaxrl.agents.riql import RIQL
 from jaxrl.agents.sac import SAC
 from jaxrl.agents.td3bc import TD3BC, ReBRAC
 
-OFFLINE_AGENTS = {cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC, DT)}
-ONLINE_AGENTS = {"sac": SAC}
-AGENTS = {**OFFLINE_AGENTS, **ONLINE_AGENTS}
+# Which regime an agent runs in is the config's choice (TrainConfig.regime), not the registry's.
+AGENTS = {cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC, DT, SAC)}
 
 
 def make_agent(name: str, **hyperparameters) -> Agent:
@@ -43,7 +42,5 @@ __all__ = [
     "SACN",
     "TD3BC",
     "AGENTS",
-    "OFFLINE_AGENTS",
-    "ONLINE_AGENTS",
     "make_agent",
 ]

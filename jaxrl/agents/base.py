@@ -51,6 +51,8 @@ class Agent(struct.PyTreeNode):
     description = ""
     normalizes_rewards = True  # whether TrainConfig.normalize_rewards applies to this agent
     normalizes_observations = False  # the default of TrainConfig.normalize_obs for this agent
+    default_regime = "offline"  # the regime TrainConfig.regime defaults to for this agent
+    offline_only = ""  # why the agent cannot learn from online transitions ("": it can)
 
     def configure(self, spec, total_steps: int) -> "Agent":
         return self.replace(obs_dim=spec.obs_dim, action_dim=spec.action_dim, total_steps=int(total_steps))
@@ -82,6 +84,10 @@ class Agent(struct.PyTreeNode):
         """`update` given the update index `step` (= state.step) without the member axis that state.step
         has under vmap, so an agent can branch on it with a real `lax.cond` (TD3+BC's delayed actor)."""
         return self.update(state, batch, key)
+
+    def for_online(self) -> "Agent":
+        """The agent an online phase that follows pretraining trains with (default: the same)."""
+        return self
 
     def hyperparameters(self) -> dict[str, Any]:
         """The float hyperparameters (pytree leaves) by name."""

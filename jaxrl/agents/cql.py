@@ -30,6 +30,7 @@ class CQL(SAC):
     multiplier_lr: float = positive(3e-4, help="Lagrange variant: learning rate of the multiplier")
 
     name = "cql"
+    default_regime = "offline"
     description = "Conservative Q-Learning, fixed alpha or Lagrange (offline)"
 
     def init(self, key) -> CQLState:

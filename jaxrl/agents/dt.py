@@ -182,6 +182,7 @@ class DT(Agent):
     )
 
     name = "dt"
+    offline_only = "it learns from whole trajectory windows of a fixed dataset, which online transitions do not form"
     normalizes_rewards = False  # returns-to-go and the target return are in raw environment units
     description = "Decision Transformer: return-conditioned sequence model (offline)"
 

@@ -21,6 +21,7 @@ class SACN(SAC):
     critic_bias_init: float = static(0.1, help="initial bias of the critics")
 
     name = "sac-n"
+    default_regime = "offline"
     description = "SAC with an N-critic ensemble (offline)"
 
 

@@ -111,5 +111,10 @@ class IQL(CriticAgent):
         }
         return new_state, metrics
 
+    def for_online(self) -> "IQL":
+        # The offline cosine schedule has brought the actor's learning rate to 0 by the end of the
+        # offline phase; fine-tuning goes on at the constant rate, on the same update.
+        return self.replace(cosine_actor_lr=False)
+
     def act(self, state: IQLState, obs, key, deterministic: bool = True):
         return regression_act(self.actor_net, state.actor.params, obs, key, self.deterministic_actor, deterministic)

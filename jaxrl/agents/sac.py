@@ -36,6 +36,7 @@ class SAC(CriticAgent):
 
     name = "sac"
     description = "Soft Actor-Critic (online)"
+    default_regime = "online"
 
     def critic_regularizer(self, state, batch, key):
         """Extra critic loss as `params -> (penalty, metrics)`, or None (plain SAC)."""

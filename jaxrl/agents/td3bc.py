@@ -41,6 +41,12 @@ class TD3BC(CriticAgent):
     bc_reduce: str = static("mean", help="'mean' or 'sum' of the squared error over action dimensions")
 
     name = "td3bc"
+
+    @property
+    def offline_only(self) -> str:
+        if self.critic_bc:
+            return "its critic penalty (critic_bc) needs the dataset's next actions, which online transitions do not record"
+        return ""
     description = "TD3 with behaviour cloning (offline)"
 
     @property

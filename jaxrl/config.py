@@ -1,0 +1,242 @@
+"""What a training run is: `TrainConfig`, from the command line or from a YAML experiment spec.
+
+    algo: iql
+    agent: {hidden_dims: [128, 128], beta: 3.0}
+    dataset: medium-replay
+    seeds: 5
+
+`config_from_mapping` is the one place that turns a mapping (a YAML spec, or the config.json a run
+stores) into a config; command-line flags given after `--config FILE` override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import tyro
+import yaml
+
+import envs
+from jaxrl.agents import AGENTS, ConfigError, make_agent
+from jaxrl.data.corruption import Corruption
+from jaxrl.data.suite import LEVELS
+
+REGIMES = ("offline", "online", "offline-to-online", "hybrid")
+
+# One CLI subcommand per registered algorithm, with its hyperparameters as flags.
+AgentConfig = Union[
+    tuple(Annotated[cls, tyro.conf.subcommand(name, description=cls.description)] for name, cls in AGENTS.items())
+]  # noqa: UP007
+
+
+@dataclass
+class TrainConfig:
+    agent: AgentConfig
+    """the algorithm and its hyperparameters"""
+    env: str = "gymnax/Pendulum-v1"
+    """registered environment name (see envs.registered())"""
+    regime: Literal["offline", "online", "offline-to-online", "hybrid"] | None = None
+    """offline: learn from the dataset; online: collect in env and learn from a replay buffer;
+    offline-to-online: offline, then online from where the offline phase ended; hybrid: collect in env
+    (a simulator: see env_params) and learn from a mix of the dataset and the buffer.
+    Default: the algorithm's usual regime (online for sac, offline for the others)"""
+    dataset: str = "medium-replay"
+    """regimes with data: a level of the generated suite for `env`, or a path to a D4RL-layout .hdf5/.npz file"""
+    suite: str = "default"
+    """profile of the generated dataset suite"""
+    suite_seed: int = 0
+    """seed of the generated dataset suite"""
+    seeds: int = 5
+    """independent seeds, trained together in one vmapped program"""
+    first_seed: int = 0
+    steps: int = 10_000
+    """gradient updates (offline, and the offline phase of offline-to-online) or environment steps (online, hybrid)"""
+    online_steps: int = 0
+    """offline-to-online: environment steps of the online phase"""
+    chunk_steps: int = 1_000
+    """steps per compiled chunk; the host logs, evaluates and checkpoints between chunks"""
+    batch_size: int = 256
+    eval_every: int = 2
+    """chunks between evaluations"""
+    eval_episodes: int = 10
+    checkpoint_every: int = 5
+    """chunks between checkpoints (the final state is always saved)"""
+    normalize_obs: bool | None = None
+    """standardise observations with dataset statistics, which evaluation shares (default: the agent's choice)"""
+    normalize_rewards: bool = True
+    """with a dataset: scale rewards (the dataset's and collected ones) by 1000 / (max - min episode
+    return of the dataset), IQL's locomotion setting"""
+    corruption: Corruption = Corruption()
+    """offline: corrupt the dataset before training (RIQL's protocol); no elements means clean data"""
+    num_envs: int = 1
+    """online: environments stepped in parallel"""
+    utd: float = 1.0
+    """online: gradient updates per environment step"""
+    learning_starts: int = 1_000
+    """online: uniform random actions and no updates for this many environment steps"""
+    buffer_size: int = 100_000
+    """online: replay buffer capacity (with buffer=keep, on top of the dataset's copy)"""
+    buffer: Literal["keep", "mix", "discard"] | None = None
+    """online phase with a dataset: keep (the buffer starts with a copy of the dataset), mix
+    (offline_fraction of every batch from the dataset, the rest from a new buffer), discard (a new buffer
+    only). Default: keep for offline-to-online, mix for hybrid, discard for online"""
+    offline_fraction: float = 0.5
+    """buffer=mix: the share of every batch drawn from the dataset"""
+    online_hparams: tuple[str, ...] = ()
+    """offline-to-online: hyperparameters the online phase trains with instead, e.g. actor_lr=1e-4"""
+    init_from: str | None = None
+    """start from the agent (and normaliser) of an earlier run's latest checkpoint: its run directory"""
+    env_params: tuple[str, ...] = ()
+    """parameters of the env transitions are collected in, e.g. g=12 (Pendulum's gravity); default: the env's own"""
+    eval_env_params: tuple[str, ...] | None = None
+    """parameters of the env policies are evaluated in; default: env_params"""
+    sweep: tuple[str, ...] = ()
+    """hyperparameter grid such as beta=1,3,10; every value x every seed is one member of one program"""
+    run_dir: str | None = None
+    """where checkpoints, metrics, the plot and the table go (default runs/<algo>-<env>-<dataset>)"""
+    resume: bool = False
+    """continue from the latest checkpoint in run_dir"""
+    overwrite: bool = False
+    """delete an existing run in run_dir and start again"""
+    progress: bool = True
+    tensorboard: bool = False
+    """also write TensorBoard event files to run_dir/tensorboard/, one run per member (tensorboard --logdir RUN_DIR)"""
+
+    def __post_init__(self):
+        if isinstance(self.corruption, dict):  # from a YAML spec
+            unknown = sorted(set(self.corruption) - {f.name for f in dataclasses.fields(Corruption)})
+            if unknown:
+                allowed = ", ".join(f.name for f in dataclasses.fields(Corruption))
+                raise ConfigError(f"corruption has no setting {unknown[0]!r}; it has: {allowed}")
+            self.corruption = Corruption(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.corruption.items()})
+
+    @property
+    def resolved_regime(self) -> str:
+        return self.regime or self.agent.default_regime
+
+    @property
+    def uses_dataset(self) -> bool:
+        regime = self.resolved_regime
+        return regime != "online" or self.resolved_buffer != "discard"
+
+    @property
+    def resolved_buffer(self) -> str:
+        default = {"offline-to-online": "keep", "hybrid": "mix"}.get(self.resolved_regime, "discard")
+        return self.buffer or default
+
+    @property
+    def eval_params(self) -> tuple[str, ...]:
+        return self.env_params if self.eval_env_params is None else self.eval_env_params
+
+    def resolved_run_dir(self) -> Path:
+        if self.run_dir:
+            return Path(self.run_dir)
+        source = Path(self.dataset).stem if self.uses_dataset else "online"
+        suffix = {"offline-to-online": "-o2o", "hybrid": "-hybrid"}.get(self.resolved_regime, "")
+        return Path("runs") / f"{self.agent.name}-{self.env.split('/')[-1]}-{source}{suffix}"
+
+    def validate(self) -> "TrainConfig":
+        """Reject invalid values before anything is compiled; raises ConfigError naming the field."""
+        for name in (
+            "seeds",
+            "steps",
+            "chunk_steps",
+            "batch_size",
+            "eval_every",
+            "eval_episodes",
+            "checkpoint_every",
+            "num_envs",
+            "buffer_size",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.first_seed < 0 or self.learning_starts < 0:
+            raise ConfigError("first_seed and learning_starts must be >= 0")
+        if self.steps % self.chunk_steps:
+            raise ConfigError(f"steps ({self.steps}) must be a multiple of chunk_steps ({self.chunk_steps})")
+        if not self.utd > 0:
+            raise ConfigError(f"utd must be > 0, got {self.utd}")
+        if self.env not in envs.REGISTRY:
+            raise ConfigError(f"unknown environment {self.env!r}; registered: {', '.join(envs.registered())}")
+        regime = self.resolved_regime
+        if regime not in REGIMES:
+            raise ConfigError(f"unknown regime {regime!r}; regimes: {', '.join(REGIMES)}")
+        if regime != "offline" and self.agent.offline_only:
+            raise ConfigError(f"{self.agent.name} cannot run the {regime} regime: {self.agent.offline_only}")
+        if regime == "offline-to-online":
+            if not isinstance(self.online_steps, int) or self.online_steps <= 0 or self.online_steps % self.chunk_steps:
+                raise ConfigError(
+                    f"offline-to-online needs online_steps, a positive multiple of chunk_steps ({self.chunk_steps}), got {self.online_steps!r}"
+                )
+        elif self.online_steps:
+            raise ConfigError(f"online_steps is the online phase of offline-to-online; the {regime} regime counts steps only")
+        elif self.online_hparams:
+            raise ConfigError(f"online_hparams set the online phase of offline-to-online; the {regime} regime has none")
+        if regime == "offline" and self.buffer is not None:
+            raise ConfigError("buffer is a setting of an online phase; the offline regime has none")
+        if regime == "hybrid" and self.resolved_buffer != "mix":
+            raise ConfigError(f"hybrid learns from a mix of the dataset and the simulator's buffer (buffer=mix), got buffer={self.buffer}")
+        if not 0.0 <= self.offline_fraction <= 1.0:
+            raise ConfigError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
+        if self.uses_dataset and self.dataset not in LEVELS and not Path(self.dataset).suffix and not Path(self.dataset).is_dir():
+            raise ConfigError(
+                f"dataset {self.dataset!r} is neither a suite level ({', '.join(LEVELS)}), a .hdf5/.npz path nor a Minari directory"
+            )
+        if self.corruption.elements:
+            if not self.uses_dataset:
+                raise ConfigError("corruption applies to offline datasets only")
+            self.corruption.validate()
+        self.agent.validate()
+        return self
+
+
+
+def load_experiment(path: str | Path):
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: experiment file not found")
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    return config_from_mapping(spec, path)
+
+
+def config_from_mapping(spec, source: str | Path):
+    """A `TrainConfig` from {algo, agent: {...}, <TrainConfig fields>}: an experiment spec, or the
+    config.json a run stores (JSON lists become the tuples the fields hold). Errors name `source`."""
+    if not isinstance(spec, dict) or "algo" not in spec:
+        raise ConfigError(f"{source}: an experiment is a mapping with at least an 'algo' key")
+    spec = dict(spec)
+    hyperparameters = spec.pop("agent", None) or {}
+    if not isinstance(hyperparameters, dict):
+        raise ConfigError(f"{source}: 'agent' must be a mapping of hyperparameters")
+    hyperparameters = {k: tuple(v) if isinstance(v, list) else v for k, v in hyperparameters.items()}
+    try:
+        agent = make_agent(spec.pop("algo"), **hyperparameters)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"agent"}
+    unknown = sorted(set(spec) - fields)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; allowed: algo, agent, {', '.join(sorted(fields))}")
+    spec = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}  # JSON/YAML lists: the tuple fields
+    try:
+        return TrainConfig(agent=agent, **spec)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def parse_assignments(specs: tuple[str, ...], what: str) -> dict[str, str]:
+    """{"g": "12"} from ("g=12",); raises ConfigError naming `what` (the field) when one is malformed."""
+    out = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(f"{what}: {spec!r} must look like name=value")
+        out[name.strip().replace("-", "_")] = value.strip()
+    return out

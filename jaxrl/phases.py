@@ -1,0 +1,251 @@
+"""The phases a training run is made of, as pure per-member functions (the trainer vmaps them).
+
+A phase has a spec (what to run), a `start` that turns the previous phase's state (or nothing, or a
+warm-started agent) into this phase's state, and a `chunk` that runs many steps of it inside one
+`lax.scan`. Two phases cover every regime:
+- `Offline`: `learn` from the dataset;
+- `Online`: `collect` transitions in N environments, then `learn` from the replay buffer, or from a
+  `Mix` of the dataset and the buffer.
+The building blocks `learn` and `collect` are exported for new phases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxrl.buffer import ReplayBuffer
+from jaxrl.data.dataset import Dataset, Normalizer
+from jaxrl.sources import DatasetSource, Mix
+
+BUFFER_POLICIES = ("keep", "mix", "discard")
+_ONLINE_KEY = 1  # folded into a member's seed for the key stream of an online phase that follows pretraining
+
+
+@struct.dataclass
+class OfflineState:
+    agent: Any
+    normalizer: Normalizer
+    key: jax.Array
+
+
+@struct.dataclass
+class OnlineState:
+    agent: Any
+    normalizer: Normalizer
+    buffer: ReplayBuffer
+    env_state: Any
+    obs: jax.Array  # the envs' current raw observations
+    key: jax.Array
+
+
+@dataclass(frozen=True)
+class Offline:
+    """`steps` updates on batches from the dataset (the agent's training view of it), `chunk_steps` per chunk."""
+
+    steps: int
+    chunk_steps: int
+    batch_size: int
+    name: ClassVar[str] = "offline"
+
+
+@dataclass(frozen=True)
+class Online:
+    """`steps` environment steps over `num_envs` envs, `chunk_steps` per chunk; after every step of all
+    envs, `utd * num_envs` updates (none in the first `learning_starts` env steps of the phase).
+
+    During `learning_starts` a fresh agent acts uniformly at random; an agent that starts pretrained (an
+    offline phase before, or a warm start) acts with its own policy, frozen as no update is made: WSRL's
+    warm-up. Batches come from the buffer; with `buffer="mix"`, `offline_fraction` of every batch comes
+    from the dataset instead, and `buffer="keep"` starts the buffer with a copy of the dataset.
+    `agents` are the agents of this phase when it trains with other settings than the run's (e.g. its
+    own learning rates); None: the run's.
+    """
+
+    steps: int
+    chunk_steps: int
+    batch_size: int
+    num_envs: int = 1
+    utd: float = 1.0
+    learning_starts: int = 1_000
+    buffer_size: int = 100_000
+    buffer: Literal["keep", "mix", "discard"] = "discard"
+    offline_fraction: float = 0.5
+    agents: Any = None
+    name: ClassVar[str] = "online"
+
+    @property
+    def iterations_per_chunk(self) -> int:
+        return self.chunk_steps // self.num_envs
+
+    @property
+    def updates_per_iteration(self) -> int:
+        return round(self.utd * self.num_envs)
+
+    def validate(self) -> "Online":
+        upi = self.updates_per_iteration
+        if self.chunk_steps % self.num_envs or upi < 1 or abs(upi - self.utd * self.num_envs) > 1e-9:
+            raise ValueError(
+                f"chunk_steps ({self.chunk_steps}) must be a multiple of num_envs ({self.num_envs}) and utd * num_envs ({self.utd} * {self.num_envs}) a positive integer"
+            )
+        if self.buffer not in BUFFER_POLICIES:
+            raise ValueError(f"buffer must be one of {', '.join(BUFFER_POLICIES)}, got {self.buffer!r}")
+        if not 0.0 <= self.offline_fraction <= 1.0:
+            raise ValueError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
+        return self
+
+
+def mean_metrics(metrics: dict) -> dict:
+    return {k: jnp.mean(v) for k, v in metrics.items()}
+
+
+def chained_keys(key: jax.Array, n: int):
+    """(key after, [n, 2] keys): the (batch key, update key) of n updates, split off one key in turn."""
+
+    def split(key, _):
+        key, batch_key, update_key = jax.random.split(key, 3)
+        return key, jnp.stack([batch_key, update_key])
+
+    return jax.lax.scan(split, key, None, length=n)
+
+
+def learn(agent, agent_state, source, keys, steps, batch_size: int):
+    """One update per row of `keys` ([K, 2]: batch key, update key) on a batch from `source`; `steps` [K]
+    are the update indices, unbatched under the member vmap (see `Agent.update_at`)."""
+
+    def one(agent_state, inputs):
+        (batch_key, update_key), step = inputs
+        return agent.update_at(agent_state, source.sample(batch_key, batch_size), update_key, step)
+
+    return jax.lax.scan(one, agent_state, (keys, steps))
+
+
+def collect(env, agent, state: OnlineState, keys, params, random_actions):
+    """Step every env once with the agent's policy (or uniform random actions where `random_actions`);
+    returns the new env state and observations, the stored transitions and the env infos.
+
+    The agent sees observations through the run's normaliser, and stored transitions are normalised (and
+    their rewards scaled) the same way, as the offline dataset is: every source gives batches alike."""
+    act_key, random_key, env_key = keys
+    norm = state.normalizer
+    action = agent.act(state.agent, norm(state.obs), act_key, False)
+    if random_actions is not None:
+        random_action = jax.random.uniform(random_key, action.shape, minval=-1.0, maxval=1.0)
+        action = jnp.where(random_actions, random_action, action)
+    num_envs = state.obs.shape[0]
+    obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+        jax.random.split(env_key, num_envs), state.env_state, action, params
+    )
+    stored = Dataset(
+        norm(state.obs),
+        action,
+        reward * norm.reward_scale,
+        norm(info["final_obs"]),
+        terminated.astype(jnp.float32),
+        truncated.astype(jnp.float32),
+    )
+    return env_state, obs, stored, info
+
+
+def offline_start(spec: Offline, normalizer: Normalizer):
+    def start(agent, seed_key, agent_state, data):
+        init_key, key = jax.random.split(seed_key)
+        if agent_state is None:
+            agent_state = agent.init(init_key)
+        return OfflineState(agent_state, normalizer, key)
+
+    return start
+
+
+def offline_chunk(spec: Offline, first_update: int):
+    def chunk(agent, state: OfflineState, index, data):
+        # The global update index, unbatched under the member vmap: a lax.cond on it is a real branch.
+        steps = first_update + index * spec.chunk_steps + jnp.arange(spec.chunk_steps)
+        key, keys = chained_keys(state.key, spec.chunk_steps)
+        source = DatasetSource(data["view"], agent.sample)
+        agent_state, metrics = learn(agent, state.agent, source, keys, steps, spec.batch_size)
+        return state.replace(agent=agent_state, key=key), mean_metrics(metrics)
+
+    return chunk
+
+
+def online_start(spec: Online, env, normalizer: Normalizer, pretrained: bool):
+    spec_env = env.spec
+
+    def start(agent, seed_key, agent_state, data):
+        if pretrained:  # its own key stream, so a warm start and the end of an offline phase continue alike
+            _, reset_key, key = jax.random.split(jax.random.fold_in(seed_key, _ONLINE_KEY), 3)
+        else:
+            init_key, reset_key, key = jax.random.split(seed_key, 3)
+            agent_state = agent.init(init_key)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(reset_key, spec.num_envs), data["collect_params"]
+        )
+        dataset = data["dataset"]
+        capacity = spec.buffer_size + (dataset.size if spec.buffer == "keep" else 0)
+        buffer = ReplayBuffer.create(capacity, spec_env.obs_dim, spec_env.action_dim)
+        if spec.buffer == "keep":
+            buffer = buffer.add(dataset)
+        return OnlineState(agent_state, normalizer, buffer, env_state, obs, key)
+
+    return start
+
+
+def online_chunk(spec: Online, env, first_update: int, pretrained: bool):
+    iterations, upi, num_envs = spec.iterations_per_chunk, spec.updates_per_iteration, spec.num_envs
+    first_learning_iteration = spec.learning_starts // num_envs
+    act_randomly = spec.learning_starts > 0 and not pretrained
+
+    def chunk(agent, state: OnlineState, chunk_index, data):
+        def iteration(state, i):
+            it = chunk_index * iterations + i  # unbatched: keeps lax.cond a real branch
+            env_steps = it * num_envs
+            key, act_key, random_key, env_key, update_key = jax.random.split(state.key, 5)
+            env_state, obs, stored, info = collect(
+                env,
+                agent,
+                state,
+                (act_key, random_key, env_key),
+                data["collect_params"],
+                env_steps < spec.learning_starts if act_randomly else None,
+            )
+            buffer = state.buffer.add(stored)
+            source = buffer
+            if spec.buffer == "mix":
+                fractions = jnp.asarray([spec.offline_fraction, 1.0 - spec.offline_fraction])
+                source = Mix((DatasetSource(data["dataset"]), buffer), fractions)
+
+            def updates(agent_state):
+                keys = jax.vmap(jax.random.split)(jax.random.split(update_key, upi))
+                steps = first_update + (it - first_learning_iteration) * upi + jnp.arange(upi)
+                agent_state, metrics = learn(agent, agent_state, source, keys, steps, spec.batch_size)
+                return agent_state, mean_metrics(metrics)
+
+            _, metric_shapes = jax.eval_shape(updates, state.agent)
+            skip = lambda agent_state: (agent_state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes))  # noqa: E731
+            learning = env_steps + num_envs > spec.learning_starts
+            agent_state, metrics = jax.lax.cond(learning, updates, skip, state.agent)
+            metrics["updates"] = learning * upi
+            done = info["episode_done"]
+            episodes = (jnp.sum(jnp.where(done, info["episode_return"], 0.0)), jnp.sum(done))
+            state = state.replace(agent=agent_state, buffer=buffer, env_state=env_state, obs=obs, key=key)
+            return state, (metrics, episodes)
+
+        state, (metrics, (return_sums, counts)) = jax.lax.scan(iteration, state, jnp.arange(iterations))
+        # Average over the iterations that made updates; NaN (not a fake 0) when none did. A NaN
+        # produced by a real update still propagates, so divergence is never averaged away.
+        updates = metrics.pop("updates")
+        made = jnp.sum(updates > 0)
+        metrics = {
+            k: jnp.where(made > 0, jnp.sum(jnp.where(updates > 0, v, 0.0)) / jnp.maximum(made, 1), jnp.nan)
+            for k, v in metrics.items()
+        }
+        metrics["updates"] = jnp.sum(updates)
+        metrics["episode_return"] = return_sums.sum() / counts.sum()  # NaN when no episode ended
+        return state, metrics
+
+    return chunk
