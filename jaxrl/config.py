@@ -86,7 +86,8 @@ class TrainConfig:
     offline_fraction: float = 0.5
     """buffer=mix: the share of every batch drawn from the dataset"""
     online_hparams: tuple[str, ...] = ()
-    """offline-to-online: hyperparameters the online phase trains with instead, e.g. actor_lr=1e-4"""
+    """an online phase of a pretrained agent (offline-to-online, init_from): hyperparameters it trains
+    with instead, e.g. actor_lr=1e-4"""
     init_from: str | None = None
     """start from the agent (and normaliser) of an earlier run's latest checkpoint: its run directory"""
     env_params: tuple[str, ...] = ()
@@ -174,12 +175,14 @@ class TrainConfig:
                 )
         elif self.online_steps:
             raise ConfigError(f"online_steps is the online phase of offline-to-online; the {regime} regime counts steps only")
-        elif self.online_hparams:
-            raise ConfigError(f"online_hparams set the online phase of offline-to-online; the {regime} regime has none")
+        if regime == "offline" and self.online_hparams:
+            raise ConfigError("online_hparams set an online phase; the offline regime has none")
         if regime == "offline" and self.buffer is not None:
             raise ConfigError("buffer is a setting of an online phase; the offline regime has none")
         if regime == "hybrid" and self.resolved_buffer != "mix":
-            raise ConfigError(f"hybrid learns from a mix of the dataset and the simulator's buffer (buffer=mix), got buffer={self.buffer}")
+            raise ConfigError(
+                f"hybrid learns from a mix of the dataset and the simulator's buffer (buffer=mix), got buffer={self.buffer}"
+            )
         if not 0.0 <= self.offline_fraction <= 1.0:
             raise ConfigError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
         if self.uses_dataset and self.dataset not in LEVELS and not Path(self.dataset).suffix and not Path(self.dataset).is_dir():
@@ -192,7 +195,6 @@ class TrainConfig:
             self.corruption.validate()
         self.agent.validate()
         return self
-
 
 
 def load_experiment(path: str | Path):

@@ -139,7 +139,9 @@ def _warm_start(cfg: TrainConfig, source: Pretrained, spec, agent: Agent, member
     theirs_one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), source.states.agent)
     mismatch = _first_difference(theirs_one, ours)
     if mismatch:
-        raise ConfigError(f"{where}: its agent state does not fit this {agent.name}: {mismatch}" + (f" ({'; '.join(differ)})" if differ else ""))
+        raise ConfigError(
+            f"{where}: its agent state does not fit this {agent.name}: {mismatch}" + (f" ({'; '.join(differ)})" if differ else "")
+        )
     count = int(jax.tree.leaves(source.states.agent)[0].shape[0])
     if count not in (1, len(members)):
         raise ConfigError(f"{where} has {count} members; this run has {len(members)} (it can start from 1 or {len(members)})")
@@ -164,7 +166,9 @@ class Built:
     normalizer: Normalizer | None = None  # how observations (and rewards) are seen by the agent, everywhere
 
 
-def _phases(cfg: TrainConfig, agents) -> list:
+def _phases(cfg: TrainConfig, agents, pretrained: bool) -> list:
+    """The regime as phases. An online phase whose agent is pretrained (offline-to-online, or a warm
+    start) trains with `agent.for_online()` and the config's `online_hparams`."""
     regime = cfg.resolved_regime
     online = dict(
         chunk_steps=cfg.chunk_steps,
@@ -176,12 +180,16 @@ def _phases(cfg: TrainConfig, agents) -> list:
         buffer=cfg.resolved_buffer,
         offline_fraction=cfg.offline_fraction,
     )
+    offline = Offline(cfg.steps, cfg.chunk_steps, cfg.batch_size)
     if regime == "offline":
-        return [Offline(cfg.steps, cfg.chunk_steps, cfg.batch_size)]
-    if regime in ("online", "hybrid"):
-        return [Online(cfg.steps, **online)]
-    online_agents = _with_hyperparameters(agents.for_online(), cfg.online_hparams, "online_hparams")
-    return [Offline(cfg.steps, cfg.chunk_steps, cfg.batch_size), Online(cfg.online_steps, agents=online_agents, **online)]
+        return [offline]
+    if regime == "offline-to-online":
+        pretrained = True
+    if cfg.online_hparams and not pretrained:
+        raise ConfigError("online_hparams set an online phase that starts pretrained (offline-to-online or init_from)")
+    online_agents = _with_hyperparameters(agents.for_online(), cfg.online_hparams, "online_hparams") if pretrained else None
+    steps = cfg.online_steps if regime == "offline-to-online" else cfg.steps
+    return ([offline] if regime == "offline-to-online" else []) + [Online(steps, agents=online_agents, **online)]
 
 
 def build(cfg: TrainConfig, init_from=None) -> Built:
@@ -221,7 +229,7 @@ def build(cfg: TrainConfig, init_from=None) -> Built:
     agents = stack_agents(base, members).validate()
     program = trainer.build_program(
         agents,
-        _phases(cfg, agents),
+        _phases(cfg, agents, pretrained=warm is not None),
         normalizer=normalizer,
         eval_env=env,
         eval_episodes=cfg.eval_episodes,

@@ -39,7 +39,7 @@ def expected_scalars(rows, member: dict) -> dict:
     for row in rows:
         if all(row[k] == v for k, v in member.items()):
             for key, value in row.items():
-                if key not in ("step", "member", *member):
+                if key not in ("step", "member", "phase", *member):  # the phase is a label, not a scalar
                     tag = f"eval/{key}" if key in ("eval_return", "normalized_score") else f"train/{key}"
                     out[(tag, row["step"])] = value
     return out

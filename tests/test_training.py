@@ -10,7 +10,7 @@ import pytest
 from jaxrl.agents import BC, IQL, SAC, ConfigError, make_agent
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import Dataset, save_dataset
-from jaxrl.train import TrainConfig, main, train
+from jaxrl.train import TrainConfig, build, main, train
 from jaxrl.trainer import TrainingDiverged
 from tests.rounding import assert_equal_up_to_rounding
 
@@ -173,7 +173,7 @@ def test_existing_run_is_not_overwritten_silently(tmp_path, random_pendulum_file
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, random_pendulum_file, monkeypatch):
     import jaxrl.trainer as trainer
 
-    build = trainer.build_offline_program
+    build = trainer.build_program
 
     def poisoned(*args, **kwargs):
         program = build(*args, **kwargs)
@@ -188,7 +188,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, random_pendul
         program.chunk = chunk_with_nan
         return program
 
-    monkeypatch.setattr(trainer, "build_offline_program", poisoned)
+    monkeypatch.setattr(trainer, "build_program", poisoned)
     cfg = small_offline(tmp_path, random_pendulum_file, "diverge", checkpoint_every=5)
     with pytest.raises(TrainingDiverged, match=r"critic_loss became nan .* last good state is saved .* step 200"):
         train(cfg)
@@ -278,28 +278,25 @@ def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_fil
     assert_trees_equal(uninterrupted(False).states, resumed.states)
 
 
-@pytest.mark.parametrize("online", [False, True], ids=["offline", "online"])
-def test_chunks_compile_once(random_pendulum_file, pendulum, online):
-    """The state a chunk returns has exactly the types it takes: the host loop never recompiles."""
-    from jaxrl.data import Normalizer, load_dataset
-    from jaxrl.sweep import stack_agents
-    from jaxrl.trainer import build_offline_program, build_online_program
-
-    agent = (SAC if online else IQL)(hidden_dims=(8, 8)).configure(pendulum.spec, 300)
-    agents = stack_agents(agent, [{"seed": 0}, {"seed": 1}])
-    if online:
-        program = build_online_program(agents, pendulum, chunk_steps=100, num_envs=2, batch_size=16, utd=1,
-                                       learning_starts=50, buffer_size=500, eval_episodes=1)  # fmt: skip
-    else:
-        dataset, _ = load_dataset(random_pendulum_file)
-        program = build_offline_program(agents, dataset, Normalizer.identity(3), pendulum, chunk_steps=100,
-                                        batch_size=16, eval_episodes=1)  # fmt: skip
-    states = program.init(jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)]))
-    before = jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), states)
-    for index in range(3):
-        states, _ = program.chunk(states, index)
-    assert jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), states) == before
-    assert program.compiled_chunk._cache_size() == 1
+@pytest.mark.parametrize("regime", ["offline", "online", "offline-to-online"])
+def test_chunks_compile_once(tmp_path, random_pendulum_file, regime):
+    """The state a chunk returns has exactly the types it takes: the host loop never recompiles (each
+    phase of a regime compiles its chunk once)."""
+    agent = (SAC if regime == "online" else IQL)(hidden_dims=(8, 8))
+    cfg = TrainConfig(agent=agent, regime=regime, dataset=str(random_pendulum_file), seeds=2, steps=300,
+                      online_steps=300 if regime == "offline-to-online" else 0, chunk_steps=100, batch_size=16,
+                      num_envs=2, learning_starts=50, buffer_size=500, eval_episodes=1, run_dir=str(tmp_path))  # fmt: skip
+    program = build(cfg).program
+    keys = jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
+    states = program.init(keys)
+    types = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), tree)  # noqa: E731
+    for phase in program.phases:
+        for index in range(phase.first_chunk, phase.first_chunk + phase.num_chunks):
+            states = program.enter(states, index, keys)
+            before = types(states)
+            states, _ = program.chunk(states, index)
+            assert types(states) == before
+        assert phase.compiled_chunk._cache_size() == 1
 
 
 def test_load_run_names_a_directory_that_is_not_a_run(tmp_path):

@@ -47,6 +47,7 @@ class TD3BC(CriticAgent):
         if self.critic_bc:
             return "its critic penalty (critic_bc) needs the dataset's next actions, which online transitions do not record"
         return ""
+
     description = "TD3 with behaviour cloning (offline)"
 
     @property
