@@ -1,4 +1,4 @@
-"""Offline datasets: the on-device `Dataset`, file formats, and generated suites."""
+"""Offline datasets: the on-device `Dataset` and its file formats (D4RL-layout HDF5/NPZ, Minari directories)."""
 
 from jaxrl.data.dataset import Dataset, Normalizer, sample_batch
 from jaxrl.data.io import load_dataset, save_dataset

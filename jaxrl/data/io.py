@@ -28,6 +28,11 @@ FLAG_KEYS = ("terminals", "timeouts")
 SUFFIXES = (".hdf5", ".h5", ".npz")
 
 
+def data_dir() -> Path:
+    """Where generated datasets (`jaxrl.suite`) and corrupted copies (`jaxrl.corruption`) are cached."""
+    return Path(os.environ.get("JAXRL_DATA_DIR", Path.home() / ".cache" / "jaxrl" / "datasets"))
+
+
 def _read_raw(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     arrays, metadata = {}, {}
     if path.suffix in (".hdf5", ".h5"):
