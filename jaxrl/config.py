@@ -21,8 +21,8 @@ import yaml
 
 import envs
 from jaxrl.agents import AGENTS, ConfigError, make_agent
-from jaxrl.data.corruption import Corruption
-from jaxrl.data.suite import LEVELS
+from jaxrl.corruption import Corruption
+from jaxrl.suite import LEVELS
 
 REGIMES = ("offline", "online", "offline-to-online", "hybrid")
 

@@ -1,7 +1,11 @@
-"""Parameters with their optimiser state, updated by Adam with a learning rate that is a pytree leaf.
+"""Parameters with their optimiser state, updated by an optax transformation (Adam unless given) with a
+learning rate that is a pytree leaf.
 
 The learning rate is applied outside optax so it can be a traced value: a sweep over learning rates
-is then a `vmap`, not a recompilation per value.
+is then a `vmap`, not a recompilation per value. The transformation is structure (which optax steps,
+in which order) fixed when the program is traced; the values it closes over, such as a clip norm or a
+weight decay, may themselves be traced hyperparameters. Build it where they are in scope and pass the
+same one to `create` and `apply_gradients`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-_adam = optax.scale_by_adam()
+ADAM = optax.scale_by_adam()
 
 
 @struct.dataclass
@@ -22,11 +26,12 @@ class Trainable:
     opt_state: Any
 
     @classmethod
-    def create(cls, params) -> "Trainable":
-        return cls(params, _adam.init(params))
+    def create(cls, params, transform: optax.GradientTransformation = ADAM) -> "Trainable":
+        return cls(params, transform.init(params))
 
-    def apply_gradients(self, grads, learning_rate) -> "Trainable":
-        updates, opt_state = _adam.update(grads, self.opt_state, self.params)
+    def apply_gradients(self, grads, learning_rate, transform: optax.GradientTransformation = ADAM) -> "Trainable":
+        """params - learning_rate * transform(grads)."""
+        updates, opt_state = transform.update(grads, self.opt_state, self.params)
         params = jax.tree.map(lambda p, u: p - learning_rate * u, self.params, updates)
         return Trainable(params, opt_state)
 

@@ -26,10 +26,10 @@ from jaxrl import trainer
 from jaxrl.agents import Agent, ConfigError
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, parse_assignments
+from jaxrl.corruption import corrupt
 from jaxrl.data import Normalizer, load_dataset
-from jaxrl.data.corruption import corrupt
-from jaxrl.data.suite import LEVELS, load_level, suite_dir
 from jaxrl.phases import Offline, Online
+from jaxrl.suite import LEVELS, load_level, suite_dir
 from jaxrl.sweep import make_members, parse_sweep, stack_agents
 
 __all__ = ["TrainConfig", "Built", "build", "train", "LoadedRun", "load_run", "main"]

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxrl.agents.dt import DT, DTBatch, trajectory_arrays
@@ -179,6 +180,50 @@ def test_members_vmap_with_their_own_hyperparameters():
     trajectories = agents.training_data(data)
     batch = jax.jit(jax.vmap(lambda a: a.sample(trajectories, jax.random.PRNGKey(0), 4)))(agents)
     np.testing.assert_allclose(batch.returns_to_go[1], 2 * batch.returns_to_go[0], rtol=1e-6)
+
+
+def test_update_is_clipped_adamw_with_warmup_and_sweeps_as_one_vmap():
+    """The optimiser written out: gradients clipped to global norm `grad_clip`, Adam, decoupled decay of
+    every parameter, and the learning rate with its linear warm-up (capped at 10% of the run). All four
+    are pytree leaves: members with their own values are one vmapped update."""
+    agent = tiny_dt(embedding_dropout=0.0, attention_dropout=0.0, residual_dropout=0.0)  # no dropout: deterministic
+    members = [
+        {"learning_rate": 1e-2, "warmup_steps": 40.0, "grad_clip": 0.01, "weight_decay": 1.0},
+        {"learning_rate": 3e-4, "warmup_steps": 0.0, "grad_clip": 1e9, "weight_decay": 0.0},
+    ]
+    agents = stack_agents(agent, members)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    batch = random_window(jax.random.PRNGKey(1), agent)
+    params = state.model.params
+
+    def loss(params):
+        error = jnp.mean((agent.predict(params, batch) - batch.actions) ** 2, axis=-1)
+        return jnp.sum(error * batch.mask) / jnp.sum(batch.mask)
+
+    @jax.jit  # one program compiled: the members' updates, and the gradient to check them against
+    def run(agents):
+        return jax.vmap(lambda a: a.update(state, batch, None))(agents), jax.grad(loss)(params)
+
+    (new, metrics), grads = run(agents)
+    is_adam = lambda x: isinstance(x, optax.ScaleByAdamState)  # noqa: E731
+    adam = next(x for x in jax.tree.leaves(new.model.opt_state, is_leaf=is_adam) if is_adam(x))
+    params, grads = jax.tree.map(lambda x: np.asarray(x, np.float64), (params, grads))  # the check on the host
+    norm = np.sqrt(sum(np.sum(g**2) for g in jax.tree.leaves(grads)))
+    assert norm > 0.01  # the first member's clip is active
+    np.testing.assert_allclose(metrics["grad_norm"], [norm, norm], rtol=1e-5)  # before clipping
+    lr = [1e-2 / 10, 3e-4]  # step 0 of a warm-up of min(40, 0.1 * 100 steps); no warm-up
+    np.testing.assert_allclose(metrics["learning_rate"], lr, rtol=1e-6)
+    for i, (clip, decay) in enumerate([(0.01 / norm, 1.0), (1.0, 0.0)]):
+        # Adam's first moment holds the clipped gradient; its first step is g / (|g| + eps) at any scale of g
+        check_mu = lambda mu, g, i=i, clip=clip: np.testing.assert_allclose(mu[i], 0.1 * clip * g, rtol=1e-4, atol=1e-12)  # noqa: E731
+        jax.tree.map(check_mu, adam.mu, grads)
+
+        def check_step(new, p, g, i=i, clip=clip, decay=decay):
+            # (atol: float32 parameters near 1, and a step is sensitive where a gradient is near Adam's eps)
+            step = -lr[i] * (clip * g / (np.abs(clip * g) + 1e-8) + decay * p)
+            np.testing.assert_allclose(new[i] - p, step, rtol=1e-3, atol=1e-3 * lr[i] + 2e-7)
+
+        jax.tree.map(check_step, new.model.params, params, grads)
 
 
 # Measured on 2 shared CPU cores (seed 0, 8000 updates of 64 windows, ~25-40 s): DT scores about 25-45

@@ -7,8 +7,8 @@ import numpy as np
 
 from jaxrl import losses
 from jaxrl.agents import IQL, RIQL
+from jaxrl.corruption import Corruption
 from jaxrl.data import Dataset
-from jaxrl.data.corruption import Corruption
 from jaxrl.train import TrainConfig, build, train
 
 

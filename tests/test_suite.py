@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxrl.data import load_dataset
-from jaxrl.data.suite import LEVELS, generate_suite, load_level
+from jaxrl.suite import LEVELS, generate_suite, load_level
 
 pytestmark = pytest.mark.xdist_group("suite")
 

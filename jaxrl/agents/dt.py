@@ -31,7 +31,6 @@ from flax import struct
 from jaxrl.agents.base import Agent, ConfigError, hyperparameter, positive, static
 from jaxrl.optim import Trainable
 
-_adam = optax.scale_by_adam()
 _init = nn.initializers.normal(0.02)  # GPT-2's initialisation
 
 
@@ -287,7 +286,16 @@ class DT(Agent):
             dummy.timesteps,
             dummy.mask,
         )
-        return DTState(Trainable.create(params), jnp.zeros((), jnp.int32))
+        return DTState(Trainable.create(params, self.optimizer()), jnp.zeros((), jnp.int32))
+
+    def optimizer(self) -> optax.GradientTransformation:
+        """AdamW (decoupled decay of every parameter) on gradients clipped by their global norm, without the
+        learning rate: `Trainable` applies `learning_rate_at`, a pytree leaf and its warm-up, outside."""
+        return optax.chain(
+            optax.clip_by_global_norm(self.grad_clip),
+            optax.scale_by_adam(),
+            optax.add_decayed_weights(self.weight_decay),
+        )
 
     def learning_rate_at(self, step):
         warmup = jnp.minimum(self.warmup_steps, 0.1 * self.total_steps)
@@ -298,15 +306,11 @@ class DT(Agent):
             error = jnp.mean((self.predict(params, batch, key) - batch.actions) ** 2, axis=-1)
             return jnp.sum(error * batch.mask) / jnp.maximum(jnp.sum(batch.mask), 1.0)
 
-        model = state.model
-        loss, grads = jax.value_and_grad(loss_fn)(model.params)
-        grad_norm = optax.global_norm(grads)
-        grads = jax.tree.map(lambda g: g * jnp.minimum(1.0, self.grad_clip / (grad_norm + 1e-6)), grads)
-        updates, opt_state = _adam.update(grads, model.opt_state, model.params)
+        loss, grads = jax.value_and_grad(loss_fn)(state.model.params)
         lr = self.learning_rate_at(state.step)
-        params = jax.tree.map(lambda p, u: p - lr * (u + self.weight_decay * p), model.params, updates)
-        metrics = {"action_loss": loss, "grad_norm": grad_norm, "learning_rate": lr}
-        return DTState(Trainable(params, opt_state), state.step + 1), metrics
+        model = state.model.apply_gradients(grads, lr, self.optimizer())
+        metrics = {"action_loss": loss, "grad_norm": optax.tree.norm(grads), "learning_rate": lr}  # before clipping
+        return DTState(model, state.step + 1), metrics
 
     # ----- acting -----
 

@@ -1,6 +1,7 @@
-"""Offline datasets: the on-device `Dataset`, file formats, and generated suites."""
+"""Offline datasets: the on-device `Dataset` and its file formats (D4RL-layout HDF5/NPZ, Minari directories)."""
 
 from jaxrl.data.dataset import Dataset, Normalizer, sample_batch
-from jaxrl.data.io import DatasetError, DatasetWarning, load_dataset, save_dataset
+from jaxrl.data.io import load_dataset, save_dataset
+from jaxrl.data.validate import DatasetError, DatasetWarning
 
 __all__ = ["Dataset", "Normalizer", "sample_batch", "DatasetError", "DatasetWarning", "load_dataset", "save_dataset"]

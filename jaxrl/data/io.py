@@ -6,20 +6,21 @@ timeouts [N] and optionally next_observations [N, obs]; metadata as scalar/strin
 `metadata/`. Without next_observations, s' is the next row and rows that end at a timeout (or the
 last row) are dropped, as `d4rl.qlearning_dataset` does.
 
-Every problem raises `DatasetError` naming the file, the key and what is wrong.
+Every problem raises `DatasetError` (from `jaxrl.data.validate`) naming the file, the key and what is wrong.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jaxrl.data.dataset import Dataset, next_actions
+from jaxrl.data.minari import load_minari
+from jaxrl.data.validate import DatasetError, check_finite, check_flags, check_numeric, stored_value, to_agent_actions
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 FLOAT_KEYS = ("observations", "actions", "rewards", "next_observations")
@@ -27,55 +28,9 @@ FLAG_KEYS = ("terminals", "timeouts")
 SUFFIXES = (".hdf5", ".h5", ".npz")
 
 
-class DatasetError(ValueError):
-    """A dataset file is missing, unreadable or malformed."""
-
-
-class DatasetWarning(UserWarning):
-    """A dataset was changed on load (e.g. its actions rescaled); the message says how."""
-
-
-ACTION_SLACK = 1e-4  # float noise allowed past a bound (a file that clipped in float64, then stored float32)
-
-
-def _within(actions: np.ndarray, low, high) -> bool:
-    slack = ACTION_SLACK * np.maximum(1.0, np.asarray(high) - np.asarray(low))
-    return bool(np.all(actions >= np.asarray(low) - slack) and np.all(actions <= np.asarray(high) + slack))
-
-
-def to_agent_actions(source, actions: np.ndarray, spec, metadata: dict[str, Any]) -> np.ndarray:
-    """Agents act in [-1, 1] (tanh heads; `RescaleAction` maps that onto the env's bounds), so dataset
-    actions must lie there too. A file written in the environment's native range (Pendulum's [-2, 2])
-    is mapped affinely onto [-1, 1], with a `DatasetWarning`, and `metadata["actions_rescaled_from"]`
-    records the bounds. Actions outside both ranges raise a DatasetError naming the range found.
-
-    A native-range file whose actions all happen to lie inside [-1, 1] cannot be told apart and is
-    left as it is.
-    """
-    if _within(actions, -1.0, 1.0):
-        return actions
-    found = f"[{', '.join(f'{v:.4g}' for v in actions.min(0))}] .. [{', '.join(f'{v:.4g}' for v in actions.max(0))}]"
-    if spec is None:
-        raise DatasetError(
-            f"{source}: key 'actions' ranges over {found} (per dimension), outside the agents' [-1, 1]; pass the "
-            "environment's spec (load_dataset(path, env.spec), or --env) to rescale actions stored in its native range"
-        )
-    low, high = spec.native_action_bounds
-    native = f"[{', '.join(f'{v:g}' for v in low)}] .. [{', '.join(f'{v:g}' for v in high)}]"
-    if (np.all(low == -1.0) and np.all(high == 1.0)) or not _within(actions, low, high):
-        raise DatasetError(
-            f"{source}: key 'actions' ranges over {found} (per dimension), outside the agents' [-1, 1] and "
-            f"outside {spec.name}'s action bounds {native}"
-        )
-    warnings.warn(
-        f"{source}: actions range over {found}, inside {spec.name}'s native bounds {native} but outside [-1, 1]: "
-        "rescaled onto [-1, 1], the range the agents act in",
-        DatasetWarning,
-        stacklevel=3,
-    )
-    metadata["actions_rescaled_from"] = [low.tolist(), high.tolist()]
-    scaled = 2.0 * (actions.astype(np.float64) - low) / (high - low) - 1.0
-    return np.clip(scaled, -1.0, 1.0).astype(np.float32)
+def data_dir() -> Path:
+    """Where generated datasets (`jaxrl.suite`) and corrupted copies (`jaxrl.corruption`) are cached."""
+    return Path(os.environ.get("JAXRL_DATA_DIR", Path.home() / ".cache" / "jaxrl" / "datasets"))
 
 
 def _read_raw(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -108,12 +63,7 @@ def _read_raw(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def _from_stored(value):
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        value = value.item()  # NPZ strings arrive as np.str_, which must still reach the json check
+    value = stored_value(value)
     if isinstance(value, str) and value.startswith("json:"):
         return json.loads(value[5:])
     return value
@@ -130,14 +80,11 @@ def _validate(path: Path, arrays: dict[str, np.ndarray], obs_dim: int | None, ac
     if missing:
         raise DatasetError(f"{path}: missing required key {missing[0]!r} (found keys: {', '.join(sorted(arrays))})")
     for key in FLOAT_KEYS:
-        if key in arrays and not (np.issubdtype(arrays[key].dtype, np.floating) or np.issubdtype(arrays[key].dtype, np.integer)):
-            raise DatasetError(f"{path}: key {key!r} has dtype {arrays[key].dtype}, expected a numeric (float) array")
+        if key in arrays:
+            check_numeric(path, key, arrays[key])
     for key in FLAG_KEYS:
-        if key not in arrays:
-            continue
-        a = arrays[key]
-        if a.dtype != bool and not (np.issubdtype(a.dtype, np.number) and np.isin(a, (0, 1)).all()):
-            raise DatasetError(f"{path}: key {key!r} has dtype {a.dtype} with values other than 0/1, expected booleans")
+        if key in arrays:
+            check_flags(path, key, arrays[key])
     n = len(arrays["observations"])
     if n == 0:
         raise DatasetError(f"{path}: key 'observations' is empty")
@@ -149,12 +96,7 @@ def _validate(path: Path, arrays: dict[str, np.ndarray], obs_dim: int | None, ac
             raise DatasetError(f"{path}: key {key!r} has shape {arrays[key].shape}, expected {ndim} dimension(s)")
     for key in FLOAT_KEYS:
         if key in arrays:
-            bad = ~np.isfinite(arrays[key].reshape(n, -1)).all(axis=1)
-            if bad.any():
-                raise DatasetError(
-                    f"{path}: key {key!r} contains non-finite values (NaN or Inf) in {int(bad.sum())} rows, "
-                    f"first at row {int(np.argmax(bad))}"
-                )
+            check_finite(path, key, arrays[key])
     widths = {"observations": obs_dim, "next_observations": obs_dim, "actions": action_dim}
     for key, expected in widths.items():
         if expected is not None and key in arrays and arrays[key].shape[1] != expected:
@@ -183,8 +125,6 @@ def load_dataset(path: str | os.PathLike, spec=None) -> tuple[Dataset, dict[str,
     """
     path = Path(path)
     if path.is_dir():
-        from jaxrl.data.minari import load_minari
-
         return load_minari(path, spec)
     if path.suffix not in SUFFIXES:
         raise DatasetError(

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from jaxrl.data.dataset import Dataset, next_actions
-from jaxrl.data.io import DatasetError, to_agent_actions
+from jaxrl.data.validate import DatasetError, check_finite, check_flags, check_numeric, stored_value, to_agent_actions
 
 EPISODE_KEYS = ("observations", "actions", "rewards", "terminations", "truncations")
 _EPISODE = re.compile(r"episode_(\d+)")
@@ -46,16 +46,6 @@ def _read_metadata(file: Path) -> dict[str, Any] | None:
     if not isinstance(metadata, dict):
         raise DatasetError(f"{file}: expected a JSON object of metadata keys, got {type(metadata).__name__}")
     return metadata
-
-
-def _from_attr(value):
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _check_metadata(file: Path, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -105,15 +95,9 @@ def _read_episode(file: Path, group, widths: dict[str, int]) -> dict[str, np.nda
         arrays[key] = item[()]
 
     for key in ("observations", "actions", "rewards"):
-        a = arrays[key]
-        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-            raise DatasetError(f"{file}: key {f'{name}/{key}'!r} has dtype {a.dtype}, expected a numeric (float) array")
+        check_numeric(file, f"{name}/{key}", arrays[key])
     for key in ("terminations", "truncations"):
-        a = arrays[key]
-        if a.dtype != bool and not (np.issubdtype(a.dtype, np.number) and np.isin(a, (0, 1)).all()):
-            raise DatasetError(
-                f"{file}: key {f'{name}/{key}'!r} has dtype {a.dtype} with values other than 0/1, expected booleans"
-            )
+        check_flags(file, f"{name}/{key}", arrays[key])
     if arrays["rewards"].ndim == 2 and arrays["rewards"].shape[1] == 1:
         arrays["rewards"] = arrays["rewards"][:, 0]
     for key, ndim, shape in (
@@ -138,13 +122,7 @@ def _read_episode(file: Path, group, widths: dict[str, int]) -> dict[str, np.nda
                 f"{file}: key {f'{name}/{key}'!r} has {len(arrays[key])} rows but {f'{name}/actions'!r} has {steps}"
             )
     for key in ("observations", "actions", "rewards"):
-        a = arrays[key]
-        bad = ~np.isfinite(a).all(axis=tuple(range(1, a.ndim)))
-        if bad.any():
-            raise DatasetError(
-                f"{file}: key {f'{name}/{key}'!r} contains non-finite values (NaN or Inf) in {int(bad.sum())} rows, "
-                f"first at row {int(np.argmax(bad))}"
-            )
+        check_finite(file, f"{name}/{key}", arrays[key])
     for key in ("observations", "actions"):
         width = arrays[key].shape[1]
         first = widths.setdefault(key, width)
@@ -174,7 +152,7 @@ def load_minari(path, spec=None) -> tuple[Dataset, dict[str, Any]]:
     try:
         with h5py.File(file, "r") as f:
             if metadata is None:  # Minari < 0.5 keeps its metadata as attributes of the file
-                metadata = _check_metadata(file, {k: _from_attr(v) for k, v in f.attrs.items()})
+                metadata = _check_metadata(file, {k: stored_value(v) for k, v in f.attrs.items()})
             ids = sorted((int(m.group(1)), key) for key in f if (m := _EPISODE.fullmatch(key)) and isinstance(f[key], h5py.Group))
             if not ids:
                 raise DatasetError(

@@ -34,6 +34,7 @@ from jax.tree_util import Partial
 from jaxrl.agents import make_agent
 from jaxrl.agents.base import ConfigError
 from jaxrl.data.dataset import Dataset, sample_batch
+from jaxrl.data.io import data_dir
 
 ELEMENTS = ("observations", "actions", "rewards", "dynamics")
 MODES = ("random", "adversarial")
@@ -312,8 +313,6 @@ def corrupt(
     fields = [FIELDS[e] for e in corruption.elements]
     cache_path = None
     if corruption.mode == "adversarial":
-        from jaxrl.data.suite import data_dir  # suite imports envs and agents; only the cache needs it
-
         cache_path = Path(cache_dir or data_dir() / "corruption") / f"{cache_key(dataset, corruption)}.npz"
     if cache_path is not None and cache_path.is_file():
         with np.load(cache_path) as cached:

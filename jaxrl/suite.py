@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,8 +27,9 @@ except ImportError:
     fcntl = None
 from jaxrl.agents import SAC
 from jaxrl.data.dataset import Dataset
-from jaxrl.data.io import load_dataset, save_dataset
+from jaxrl.data.io import data_dir, load_dataset, save_dataset
 from jaxrl.evaluation import evaluate_policy
+from jaxrl.trainer import build_online_program
 
 LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "full-replay")
 SUITE_FORMAT = 1  # bump when generation changes, so stale caches are rebuilt
@@ -84,10 +84,6 @@ _BRAX = {
                           utd=0.25, eval_episodes=2, collect_envs=4, learning_starts=500, batch_size=32),
 }  # fmt: skip
 PROFILES.update({f"brax/{name}": _BRAX for name in ("hopper", "halfcheetah", "walker2d", "ant")})
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("JAXRL_DATA_DIR", Path.home() / ".cache" / "jaxrl" / "datasets"))
 
 
 def suite_dir(env_name: str, profile: str, seed: int, root: Path | None = None) -> Path:
@@ -165,8 +161,6 @@ def generate_suite(
 
 
 def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: Path, verbose: bool) -> None:
-    from jaxrl.trainer import build_online_program
-
     info_path = out / "suite.json"
     log = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
