@@ -22,7 +22,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, random_pendulum_file, monkeypatch
     exec(compile(cells[0], "notebook cell 0", "exec"), namespace)
     # Tiny sizes, injected after the parameters cell as papermill would.
     namespace.update(DATASET=str(random_pendulum_file), STEPS=200, CHUNK_STEPS=100, SEEDS=2, HIDDEN_DIMS=(8, 8),
-                     BETAS=(1.0, 10.0), RUN_ROOT=str(tmp_path / "runs"))  # fmt: skip
+                     BETAS=(1.0, 10.0), ONLINE_STEPS=200, RUN_ROOT=str(tmp_path / "runs"))  # fmt: skip
     for i, cell in enumerate(cells[1:], start=1):
         exec(compile(cell, f"notebook cell {i}", "exec"), namespace)
 
@@ -31,3 +31,8 @@ def test_notebook_runs_top_to_bottom(tmp_path, random_pendulum_file, monkeypatch
     assert namespace["run"].step == 200 and namespace["same"]
     assert np.isfinite(namespace["episode_return"]) and namespace["t"] == 199  # Pendulum runs to its time limit
     assert (tmp_path / "runs" / "pretrain" / "curve.png").exists()
+    # Fine-tuning continues the pretrained agent's updates and keeps the dataset in its buffer.
+    pretrained, finetuned = namespace["pretrained"].states, namespace["finetuned"].states
+    assert int(finetuned.buffer.size[0]) == 2_000 + 200 and len(namespace["before"]) == 2
+    assert int(finetuned.agent.step[0]) == int(pretrained.agent.step[0]) + 200  # one update per env step
+    assert all(r["phase"] == "online" for r in namespace["finetuned"].final_rows)
