@@ -85,8 +85,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--wait-quiet", type=float, default=120.0, metavar="S", help="before each benchmark, wait up to S seconds for other "
         "processes to go quiet, and re-run timed chunks during which they used more than half a core (default 120; 0 measures "
         "whatever the load)")  # fmt: skip
-    add("--wait-quiet-total", type=float, default=900.0, metavar="S", help="the most the whole run spends waiting and re-running "
-        "disturbed chunks (default 900); then it measures anyway")  # fmt: skip
+    add("--wait-quiet-total", type=float, metavar="S", help="the most the whole run spends waiting and re-running "
+        "disturbed chunks (default 900, with --against 120); then it measures anyway")  # fmt: skip
     add("--skip", nargs="*", default=[], choices=["offline", "multi", "d3rlpy", "sac", "rejax", "hlo"],
         help="benchmarks to leave out (multi: the offline programs with more than one seed; hlo: accepted for old commands, "
         "the host round-trip check is tests/test_compiled.py now)")  # fmt: skip
@@ -105,6 +105,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if "multi" in args.skip:
         args.seeds = [1]
     args.algos = list(dict.fromkeys(args.algos))
+    if args.wait_quiet_total is None:
+        args.wait_quiet_total = 120.0 if args.against else 900.0
     return args
 
 

@@ -16,10 +16,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections import deque
 from pathlib import Path
 
-from benchmarks.report import fmt_load, fmt_rate, fmt_throughput, print_report, record
+from benchmarks.report import fmt_load, fmt_rate, fmt_throughput, print_report, record, run_notes
 from benchmarks.timing import QUIET, Result, wait_quiet
 
 SCRIPTS = Path(__file__).resolve().parents[1]
@@ -72,6 +73,7 @@ def merge(results: list[Result]) -> Result:
 
 
 def compare(args, rev: str, settings: dict, rounds: int, info: dict, date: str, command: str, output: Path | None) -> int:
+    start = time.perf_counter()
     base_label = rev if git("rev-parse", "--short", f"{rev}^{{commit}}") == rev else f"{rev} ({git('rev-parse', '--short', rev)})"
     labels = [current_label(), base_label]
     kinds = [k for k in KINDS if not (k == "offline" and "offline" in args.skip) and not (k == "online" and "sac" in args.skip)]
@@ -93,10 +95,31 @@ def compare(args, rev: str, settings: dict, rounds: int, info: dict, date: str, 
                         measured.setdefault((kind, labels[i]), []).append(Result(**answer["result"]))
         finally:
             git("worktree", "remove", "--force", str(base))
+    body, merged = comparison_table(measured, kinds, labels, rounds)
+    plural = "s" if rounds > 1 else ""
+    notes = [
+        f"{rounds} round{plural}; in each, every benchmark ran once per revision, each in a fresh process (the revision that "
+        "goes first alternates between rounds); throughput is the median over all timed chunks of all rounds; the ratio's "
+        "brackets hold each round's ratio of the two revisions' medians (measured back to back, so less exposed to changes in the load)",
+        f"the measuring code (scripts/benchmarks) is this checkout's for both; each process imports its revision's `jaxrl` and "
+        f"`envs` (PYTHONPATH=<that tree>, {rev} checked out into a temporary git worktree)",
+        *run_notes(merged, info["cores"], args.wait_quiet_total, time.perf_counter() - start, args.quick),
+    ]
+    print_report(body, notes)
+    if output is not None:
+        key = f"{date} {info['cpu']} {info['cores']}c {info['backend']} against {rev}"
+        title = f"{labels[0]} against {labels[1]}, offline IQL and online SAC; {info['cpu']}, {info['cores']} cores"
+        record(output, key, date, info, command, body, notes, title)
+    return 0
+
+
+def comparison_table(measured: dict, kinds: list[str], labels: list[str], rounds: int) -> tuple[str, list[Result]]:
+    """Both revisions' rows of each benchmark and their ratio; and the merged results, named by revision."""
     rows = [
         "| benchmark | revision | setting | first call s (compile s), median | steady-state throughput [min-max] | round medians | background load (cores) |",
         "|---|---|---|---|---|---|---|",
     ]
+    all_merged = []
     for kind in kinds:
         merged = {label: merge(measured[kind, label]) for label in labels}
         for label, r in merged.items():
@@ -106,23 +129,12 @@ def compare(args, rev: str, settings: dict, rounds: int, info: dict, date: str, 
                 f"| {KINDS[kind]} | {label} | {r.config}; timed {timed} | {r.first_call_s:.1f} ({r.compile_s:.1f}) "
                 f"| {fmt_throughput(r)} | {per_round} | {fmt_load(r)} |"
             )
+            all_merged.append(dataclasses.replace(r, name=f"{KINDS[kind]}, {label}"))
         ratio = merged[labels[0]].member_rate / merged[labels[1]].member_rate
-        rows.append(f"| {KINDS[kind]} | {labels[0]} / {labels[1]} | | | **{ratio:.3f}x** | | |")
-    body = "\n".join(rows)
-    notes = [
-        f"{rounds} round{'s' if rounds > 1 else ''}; in each, every benchmark ran once per revision, each in a fresh process (the revision that goes first "
-        "alternates between rounds); throughput is the median over all timed chunks of all rounds",
-        f"the measuring code (scripts/benchmarks) is this checkout's for both; each process imports its revision's `jaxrl` and "
-        f"`envs` (PYTHONPATH=<that tree>, {rev} checked out into a temporary git worktree)",
-    ]
-    if QUIET.spent > 0:
-        notes.append(f"waited {QUIET.spent:.0f} s in all for other processes to go quiet")
-    print_report(body, notes)
-    if output is not None:
-        key = f"{date} {info['cpu']} {info['cores']}c {info['backend']} against {rev}"
-        title = f"{labels[0]} against {labels[1]}, offline IQL and online SAC; {info['cpu']}, {info['cores']} cores"
-        record(output, key, date, info, command, body, notes, title)
-    return 0
+        pairs = zip(measured[kind, labels[0]], measured[kind, labels[1]], strict=True)
+        per_round = ", ".join(f"{a.member_rate / b.member_rate:.2f}" for a, b in pairs)
+        rows.append(f"| {KINDS[kind]} | {labels[0]} / {labels[1]} | | | **{ratio:.3f}x** [{per_round}] | | |")
+    return "\n".join(rows), all_merged
 
 
 def isolate(tree: Path) -> None:
