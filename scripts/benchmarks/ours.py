@@ -1,0 +1,181 @@
+"""Our programs: the offline workload (random transitions, every offline agent) and SAC online on Pendulum.
+
+Only the library's public pieces are used (`build_offline_program`, `build_online_program`, agents,
+`envs`), so that `against.py` can run this module against another revision's `jaxrl`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+import envs
+from benchmarks.timing import Result, check_updates, time_program
+from jaxrl.agents import make_agent
+from jaxrl.agents.sac import SAC
+from jaxrl.data.dataset import Dataset, next_actions
+from jaxrl.sweep import stack_agents
+from jaxrl.trainer import build_offline_program, build_online_program
+
+try:
+    from jaxrl.data.dataset import Normalizer
+except ImportError:  # revisions before 6026ebd call it ObsNormalizer
+    from jaxrl.data.dataset import ObsNormalizer as Normalizer
+try:
+    from jaxrl.sweep import member_keys
+except ImportError:  # revisions before 6026ebd have no member_keys
+
+    def member_keys(members: list[dict]) -> jax.Array:
+        return jax.numpy.stack([jax.random.PRNGKey(m["seed"]) for m in members])
+
+
+OBS_DIM, ACTION_DIM = 17, 6
+OFFLINE_ALGOS = ("bc", "iql", "td3bc", "cql", "awac", "rebrac", "sac-n", "edac")
+
+
+def seeds(members: int) -> list[dict]:
+    return [{"seed": i} for i in range(members)]
+
+
+def update_counter(states):
+    """The agents' update counters where the program's state exposes them (`states.agent.step`), else None."""
+    return getattr(getattr(states, "agent", None), "step", None)
+
+
+def check_counter(label: str, states, after, expected: int) -> None:
+    before = update_counter(states)
+    if before is None:
+        print(f"  {label}: the program's state has no agent.step; update count not checked", flush=True)
+    else:
+        check_updates(label, before, update_counter(after), expected)
+
+
+def random_arrays(size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`size` random transitions as one trajectory (next_observations[i] = observations[i + 1]), with 1%
+    terminals and a timeout at the end, so that d3rlpy's MDPDataset and our Dataset hold the same data."""
+    rng = np.random.default_rng(seed)
+    obs = rng.standard_normal((size + 1, OBS_DIM)).astype(np.float32)
+    timeouts = np.zeros(size, bool)
+    timeouts[-1] = True
+    arrays = {
+        "observations": obs[:-1],
+        "actions": rng.uniform(-1.0, 1.0, (size, ACTION_DIM)).astype(np.float32),
+        "rewards": rng.standard_normal(size).astype(np.float32),
+        "next_observations": obs[1:],
+        "terminals": rng.random(size) < 0.01,
+        "timeouts": timeouts,
+    }
+    arrays["next_actions"] = next_actions(arrays)  # ReBRAC's critic penalty needs them
+    return arrays
+
+
+def offline_spec():
+    return envs.EnvSpec(
+        name="random",
+        obs_shape=(OBS_DIM,),
+        action_shape=(ACTION_DIM,),
+        action_low=(-1.0,) * ACTION_DIM,
+        action_high=(1.0,) * ACTION_DIM,
+        max_episode_steps=1000,
+    )
+
+
+def our_agent(algo: str, hidden_dims: tuple[int, ...]):
+    """Defaults of `make_agent(algo)` except the network sizes (cql, rebrac, sac-n and edac default to 3x256)."""
+    return make_agent(algo, hidden_dims=hidden_dims).configure(offline_spec(), 1_000_000)
+
+
+def offline_config(dataset_size: int, batch_size: int, hidden_dims: tuple[int, ...]) -> str:
+    nets = "x".join(map(str, hidden_dims)) if len(set(hidden_dims)) > 1 else f"{len(hidden_dims)}x{hidden_dims[0]}"
+    return f"{nets} nets, batch {batch_size}, obs {OBS_DIM}/act {ACTION_DIM}, {dataset_size // 1000}k random transitions"
+
+
+@dataclass
+class Calibration:
+    flops: float | None  # XLA's flop count of one update (one seed)
+    update_s: float  # seconds per call of the jitted single update (dispatch included): sizes the chunks
+
+
+def calibrate(agent, dataset: Dataset, batch_size: int, seconds: float) -> Calibration:
+    """Compile one seed's `update` alone: its flop count (XLA cost analysis) and a rough time per update."""
+    state = agent.init(jax.random.PRNGKey(0))
+    batch = jax.tree.map(lambda x: x[:batch_size], dataset)
+    key = jax.random.PRNGKey(1)
+    compiled = jax.jit(agent.update).lower(state, batch, key).compile()
+    flops = None
+    try:
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        flops = float(cost["flops"]) or None
+    except Exception as err:  # cost analysis is best-effort and backend-dependent
+        print(f"  (flop count unavailable: {err})")
+    state = jax.block_until_ready(compiled(state, batch, key))[0]
+    calls, t = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - t < seconds:
+        state = jax.block_until_ready(compiled(state, batch, key))[0]
+        calls += 1
+    return Calibration(flops, (time.perf_counter() - t) / calls)
+
+
+def bench_ours(
+    algo: str,
+    agent,
+    dataset: Dataset,
+    members: int,
+    chunk_steps: int,
+    repeats: int,
+    batch_size: int,
+    eval_env,
+    quiet_wait: float,
+    flops: float | None,
+    hidden_dims: tuple[int, ...],
+) -> Result:
+    """`members` seeds of `agent` vmapped in one offline program."""
+    program = build_offline_program(
+        stack_agents(agent, seeds(members)),
+        dataset,
+        Normalizer.identity(OBS_DIM),
+        eval_env,
+        chunk_steps=chunk_steps,
+        batch_size=batch_size,
+        eval_episodes=1,
+    )
+    label = f"{algo} (jaxrl) x{members}"
+    states = jax.block_until_ready(program.init(member_keys(seeds(members))))
+    timing = time_program(program.chunk, states, repeats, label, quiet_wait)
+    check_counter(label, states, timing.state, timing.calls * chunk_steps)
+    unit = "updates/s" if members == 1 else "member-updates/s"
+    plural = "s" if members > 1 else ""
+    config = f"{offline_config(dataset.size, batch_size, hidden_dims)}, {members} seed{plural}, chunk {chunk_steps}"
+    name = f"{algo} offline, jaxrl, {members} seed{plural}"
+    return Result.of(name, config, timing, chunk_steps, members, unit, algo=algo, flops=flops)
+
+
+def sac_config(batch_size: int, chunk_steps: int) -> str:
+    return f"Pendulum-v1, 64x64, batch {batch_size}, 1 env, 1 update/env step, chunk {chunk_steps}"
+
+
+def bench_sac_ours(
+    chunk_steps: int, repeats: int, learning_starts: int, buffer_size: int, batch_size: int, quiet_wait: float
+) -> Result:
+    env = envs.make("gymnax/Pendulum-v1")
+    agent = SAC(hidden_dims=(64, 64)).configure(env.spec, 1_000_000)
+    program = build_online_program(
+        stack_agents(agent, seeds(1)),
+        env,
+        chunk_steps=chunk_steps,
+        num_envs=1,
+        batch_size=batch_size,
+        utd=1,
+        learning_starts=learning_starts,
+        buffer_size=buffer_size,
+        eval_episodes=1,
+    )
+    states = jax.block_until_ready(program.init(member_keys(seeds(1))))
+    # chunk 0 contains the `learning_starts` random steps; every later chunk makes one update per env step
+    timing = time_program(program.chunk, states, repeats, "SAC (jaxrl)", quiet_wait)
+    check_counter("SAC (jaxrl)", states, timing.state, timing.calls * chunk_steps - learning_starts)
+    return Result.of("SAC online, jaxrl", sac_config(batch_size, chunk_steps), timing, chunk_steps, 1, "env steps/s")

@@ -1,0 +1,77 @@
+"""The two comparisons `bench.py` runs: every offline agent against d3rlpy, and SAC online against rejax."""
+
+from __future__ import annotations
+
+from benchmarks.d3rlpy_side import D3rlpySide
+from benchmarks.machine import LoadMeter, matmul_gflops
+from benchmarks.ours import bench_ours, bench_sac_ours, calibrate, our_agent, random_arrays
+from benchmarks.rejax_side import bench_sac_rejax, rejax_notes
+from benchmarks.timing import Result, nice, wait_quiet
+from jaxrl.data.dataset import Dataset
+
+
+def bench_offline(args, repeats: int, chunk_seconds: float, eval_env) -> tuple[list[Result], dict, list[str], int | None]:
+    """For every algorithm: ours with 1 seed, d3rlpy's equivalent, ours with more seeds. Returns the results,
+    the d3rlpy results of each algorithm (one per torch thread setting), notes, and torch's default thread count."""
+    hidden = tuple(args.hidden_dims)
+    arrays = random_arrays(args.dataset_size)
+    dataset = Dataset.from_numpy(**arrays)
+    theirs_side = None if "d3rlpy" in args.skip else D3rlpySide(args, arrays, repeats, chunk_seconds)
+    results: list[Result] = []
+    theirs: dict[str, list[Result]] = {}
+    for algo in args.algos:
+        agent = our_agent(algo, hidden)
+        print(f"{algo} (jaxrl): calibrating", flush=True)
+        cal = calibrate(agent, dataset, args.batch_size, 0.5 if not args.quick else 0.2)
+        flop_text = f"{cal.flops / 1e6:.0f} MFLOP/update, " if cal.flops else ""
+        print(f"  {flop_text}~{cal.update_s * 1e3:.2f} ms per jitted update", flush=True)
+        update_s = cal.update_s
+        for members in args.seeds:
+            if args.chunk:
+                chunk = args.chunk if members == 1 else nice(args.chunk / members, 2, args.chunk)
+            else:
+                chunk = nice(chunk_seconds / (update_s * members), 2, 5000)
+            print(f"{algo} offline (jaxrl), {members} seed{'s' if members > 1 else ''}, chunk {chunk}", flush=True)
+            wait_quiet(args.wait_quiet)
+            result = bench_ours(
+                algo, agent, dataset, members, chunk, repeats, args.batch_size, eval_env, args.wait_quiet, cal.flops, hidden
+            )
+            results.append(result)
+            if members == 1:
+                update_s = 1.0 / result.rate  # the measured program rate sizes the multi-seed chunks
+            if members == args.seeds[0] and theirs_side is not None:  # right after ours with 1 seed
+                measured, new = theirs_side.measure(algo)
+                if measured:
+                    theirs[algo] = measured
+                    if new:
+                        results += measured
+    wait_quiet(args.wait_quiet)
+    with LoadMeter() as meter:
+        peak = matmul_gflops()
+    print(f"XLA float32 2048x2048 matmul: {peak:.0f} GFLOP/s (background load {meter.background:.2f} cores)", flush=True)
+    notes = [
+        f"reference ceiling: a 2048x2048 float32 matmul runs at {peak:.0f} GFLOP/s through XLA here "
+        f"(background load {meter.background:.2f} cores); the GFLOP/s columns use XLA's flop count of one update"
+    ]
+    default_threads = None
+    if theirs_side is not None:
+        notes += theirs_side.method_notes()
+        default_threads = theirs_side.default_threads
+    return results, theirs, notes, default_threads
+
+
+def bench_online(args, repeats: int, sac_chunk: int, learning_starts: int) -> tuple[list[Result], float | None, list[str]]:
+    """SAC online, ours and (unless skipped) rejax's; returns the results, ours / rejax, and notes."""
+    settings = (sac_chunk, repeats, learning_starts, args.buffer_size, args.batch_size, args.wait_quiet)
+    print("SAC online (jaxrl)", flush=True)
+    wait_quiet(args.wait_quiet)
+    ours = bench_sac_ours(*settings)
+    if "rejax" in args.skip:
+        return [ours], None, []
+    print("SAC online (rejax)", flush=True)
+    wait_quiet(args.wait_quiet)
+    theirs = bench_sac_rejax(*settings)
+    if isinstance(theirs, str):
+        print(f"  {theirs}")
+        return [ours], None, [theirs]
+    return [ours, theirs], ours.rate / theirs.rate, rejax_notes(learning_starts, args.buffer_size)
