@@ -1,4 +1,5 @@
-"""What the compiled training programs contain: nothing inside a chunk returns to the host."""
+"""What the compiled training programs contain: nothing inside a chunk returns to the host, and each
+phase compiles its chunk once."""
 
 import re
 
@@ -10,6 +11,7 @@ import pytest
 from jaxrl.agents import IQL, SAC
 from jaxrl.data.dataset import Dataset, Normalizer
 from jaxrl.sweep import member_keys, stack_agents
+from jaxrl.train import TrainConfig, build
 from jaxrl.trainer import build_offline_program, build_online_program
 
 HOST_PATTERNS = ("callback", "outfeed", "infeed", "host", "send", "recv")
@@ -37,10 +39,10 @@ def while_loops(hlo_text: str) -> int:
 
 
 def compiled_chunk_text(program) -> str:
-    """The optimised HLO of one seed's chunk (`jax.jit` of `program.chunk` bakes the dataset in as a constant),
-    compiled for the states' shapes: `init` itself is never compiled or run."""
+    """The optimised HLO of one seed's chunk, as the trainer compiles it (the data an argument), for the
+    states' shapes: `init` itself is never compiled or run."""
     states = jax.eval_shape(program.init, member_keys([{"seed": 0}]))
-    return jax.jit(program.chunk).lower(states, 0).compile().as_text()
+    return program.compiled_chunk.lower(states, 0, program.data).compile().as_text()
 
 
 def offline_chunk(pendulum):
@@ -83,3 +85,24 @@ def test_host_transfers_sees_a_callback():
     text = jax.jit(lambda xs: jax.lax.scan(body, 0.0, xs)[0]).lower(jnp.arange(3.0)).compile().as_text()
     assert while_loops(text) >= 1
     assert any("callback" in x for x in host_transfers(text)), host_transfers(text)
+
+
+@pytest.mark.parametrize("regime", ["offline", "online", "offline-to-online"])
+def test_chunks_compile_once(tmp_path, random_pendulum_file, regime):
+    """The state a chunk returns has exactly the types it takes: the host loop never recompiles (each
+    phase of a regime compiles its chunk once)."""
+    agent = (SAC if regime == "online" else IQL)(hidden_dims=(8, 8))
+    cfg = TrainConfig(agent=agent, regime=regime, dataset=str(random_pendulum_file), seeds=2, steps=300,
+                      online_steps=300 if regime == "offline-to-online" else 0, chunk_steps=100, batch_size=16,
+                      num_envs=2, learning_starts=50, buffer_size=500, eval_episodes=1, run_dir=str(tmp_path))  # fmt: skip
+    program = build(cfg).program
+    keys = jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
+    states = program.init(keys)
+    types = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), tree)  # noqa: E731
+    for phase in program.phases:
+        for index in range(phase.first_chunk, phase.first_chunk + phase.num_chunks):
+            states = program.enter(states, index, keys)
+            before = types(states)
+            states, _ = program.chunk(states, index)
+            assert types(states) == before
+        assert phase.compiled_chunk._cache_size() == 1

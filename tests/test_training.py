@@ -10,7 +10,7 @@ import pytest
 from jaxrl.agents import BC, IQL, SAC, ConfigError, make_agent
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import Dataset, save_dataset
-from jaxrl.train import TrainConfig, build, main, train
+from jaxrl.train import TrainConfig, main, train
 from jaxrl.trainer import TrainingDiverged
 from tests.rounding import assert_equal_up_to_rounding
 
@@ -276,27 +276,6 @@ def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_fil
     assert Checkpointer(tmp_path / "killed" / "checkpoints").latest_step() in (200, 300)
     resumed = train(small_offline(tmp_path, random_pendulum_file, "killed", resume=True))
     assert_trees_equal(uninterrupted(False).states, resumed.states)
-
-
-@pytest.mark.parametrize("regime", ["offline", "online", "offline-to-online"])
-def test_chunks_compile_once(tmp_path, random_pendulum_file, regime):
-    """The state a chunk returns has exactly the types it takes: the host loop never recompiles (each
-    phase of a regime compiles its chunk once)."""
-    agent = (SAC if regime == "online" else IQL)(hidden_dims=(8, 8))
-    cfg = TrainConfig(agent=agent, regime=regime, dataset=str(random_pendulum_file), seeds=2, steps=300,
-                      online_steps=300 if regime == "offline-to-online" else 0, chunk_steps=100, batch_size=16,
-                      num_envs=2, learning_starts=50, buffer_size=500, eval_episodes=1, run_dir=str(tmp_path))  # fmt: skip
-    program = build(cfg).program
-    keys = jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
-    states = program.init(keys)
-    types = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), tree)  # noqa: E731
-    for phase in program.phases:
-        for index in range(phase.first_chunk, phase.first_chunk + phase.num_chunks):
-            states = program.enter(states, index, keys)
-            before = types(states)
-            states, _ = program.chunk(states, index)
-            assert types(states) == before
-        assert phase.compiled_chunk._cache_size() == 1
 
 
 def test_load_run_names_a_directory_that_is_not_a_run(tmp_path):
