@@ -23,8 +23,9 @@ install-cuda: install
 demo: install
 	$(BIN)/python -m jaxrl.train --config experiments/demo.yaml --overwrite
 
-# Tests run in parallel processes (pytest-xdist; tests that share a module fixture stay on one worker).
-PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup
+# Tests run in parallel processes (pytest-xdist), a test file per process at a time, so the tests that share a
+# module fixture share one computation of it. (xdist_group marks do not group under pytest 9.2 + xdist 3.8.)
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 test: install
 	$(PYTEST)

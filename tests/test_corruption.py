@@ -13,7 +13,6 @@ from jaxrl.data import Dataset
 from tests.rounding import assert_equal_up_to_rounding
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts", "next_actions")
-pytestmark = pytest.mark.xdist_group("corruption")  # parallel runs share the module's attacker on one worker
 
 TINY = dict(attacker_steps=200, attacker_hidden_dims=(16, 16), attacker_num_critics=3, attack_steps=20)
 

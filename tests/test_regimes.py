@@ -1,7 +1,9 @@
 """Regimes from shared parts: data sources, offline-to-online with its switch, warm starts, env params,
+the compiled chunks (each compiles once, none returns to the host),
 and the regimes an agent is refused."""
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -9,13 +11,14 @@ import numpy as np
 import pytest
 
 import envs
-from jaxrl.agents import DT, IQL, SAC, ConfigError, ReBRAC
+from jaxrl.agents import BC, DT, IQL, SAC, ConfigError, ReBRAC
 from jaxrl.buffer import ReplayBuffer
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import Dataset, Normalizer
 from jaxrl.phases import OnlineState, collect
 from jaxrl.sources import DatasetSource, Mix
-from jaxrl.train import TrainConfig, build, load_run, train
+from jaxrl.sweep import member_keys
+from jaxrl.train import LoadedRun, TrainConfig, build, load_run, train
 
 TINY = (32, 32)
 
@@ -87,10 +90,10 @@ def test_collect_acts_on_and_stores_normalised_observations_and_scaled_rewards(p
     obs, env_state = jax.vmap(pendulum.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(1), 4), None)
     state = OnlineState(agent_state, norm, ReplayBuffer.create(10, 3, 1), env_state, obs, jax.random.PRNGKey(2))
     keys = tuple(jax.random.split(jax.random.PRNGKey(3), 3))
-    _, next_obs, stored, _ = collect(pendulum, agent, state, keys, None, None)
+    _, next_obs, stored, _ = jax.jit(lambda state, keys: collect(pendulum, agent, state, keys, None, None))(state, keys)
 
-    expected_action = agent.act(agent_state, (obs - norm.mean) / norm.std, keys[0], False)
-    np.testing.assert_array_equal(stored.actions, expected_action)
+    expected_action = jax.jit(agent.act, static_argnums=3)(agent_state, (obs - norm.mean) / norm.std, keys[0], False)
+    np.testing.assert_allclose(stored.actions, expected_action, rtol=1e-5)  # the same sample: same key, same input
     np.testing.assert_allclose(stored.observations, (obs - norm.mean) / norm.std, rtol=1e-6)
     np.testing.assert_allclose(stored.next_observations, (next_obs - norm.mean) / norm.std, rtol=1e-6)  # no episode ended
     raw = jax.vmap(pendulum.step, in_axes=(0, 0, 0, None))(jax.random.split(keys[2], 4), env_state, expected_action, None)
@@ -113,7 +116,6 @@ def switched(tmp_path_factory, random_pendulum_file):
     return train(o2o(tmp_path_factory.mktemp("o2o"), random_pendulum_file, "full"))
 
 
-@pytest.mark.xdist_group("o2o")  # the tests that share the fixture stay on one worker
 def test_offline_to_online_switches_phase_and_reports_it(switched):
     rows = [json.loads(line) for line in (switched.run_dir / "metrics.jsonl").read_text().splitlines()]
     phases = [(r["step"], r["phase"]) for r in rows if r["member"] == 0]
@@ -137,11 +139,15 @@ def test_offline_to_online_switches_phase_and_reports_it(switched):
     assert buffer.data.rewards.shape[1] == 2_000 + 500 and int(buffer.size[0]) == 2_000 + 200  # [members, capacity]
 
 
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, random_pendulum_file):
+    """The offline phase of `switched` as a run of its own (the same program: compiled once for both)."""
+    return train(o2o(tmp_path_factory.mktemp("pretrained"), random_pendulum_file, "pretrained", regime="offline", online_steps=0))
+
+
 @pytest.mark.numerics
-@pytest.mark.xdist_group("o2o")
-def test_warm_start_equals_continuing_the_earlier_run(tmp_path, random_pendulum_file, switched):
+def test_warm_start_equals_continuing_the_earlier_run(tmp_path, random_pendulum_file, switched, pretrained):
     """Pretrain offline as one run, then fine-tune it online as another: the same as one offline-to-online run."""
-    pretrained = train(o2o(tmp_path, random_pendulum_file, "pretrained", regime="offline", online_steps=0))
     finetuned = train(o2o(tmp_path, random_pendulum_file, "finetuned", regime="online", buffer="keep", online_steps=0),
                       init_from=pretrained)  # fmt: skip
     assert_trees_equal(switched.states, finetuned.states)
@@ -152,7 +158,6 @@ def test_warm_start_equals_continuing_the_earlier_run(tmp_path, random_pendulum_
 
 
 @pytest.mark.numerics
-@pytest.mark.xdist_group("o2o")
 def test_run_killed_at_the_switch_or_after_it_resumes_to_the_same_state(tmp_path, random_pendulum_file, switched):
     import subprocess
     import sys
@@ -206,7 +211,7 @@ def test_online_phase_hyperparameters_and_buffer_policies(tmp_path, random_pendu
 
 
 def test_hybrid_learns_from_the_dataset_and_the_simulator(tmp_path, random_pendulum_file):
-    cfg = o2o(tmp_path, random_pendulum_file, "hybrid", agent=SAC(hidden_dims=(16, 16)), regime="hybrid",
+    cfg = o2o(tmp_path, random_pendulum_file, "hybrid", agent=BC(hidden_dims=(8, 8)), regime="hybrid",
               online_steps=0, env_params=("g=12",), seeds=1, steps=200)  # fmt: skip
     result = train(cfg)
     assert result.final_rows[0]["phase"] == "online" and result.final_rows[0]["updates"] == 100
@@ -220,7 +225,8 @@ def test_hybrid_learns_from_the_dataset_and_the_simulator(tmp_path, random_pendu
 
 def test_env_params_reach_collecting_and_evaluation(tmp_path, random_pendulum_file):
     def returns(**overrides):
-        cfg = TrainConfig(agent=SAC(hidden_dims=(8, 8)), seeds=1, steps=100, chunk_steps=100, learning_starts=100,
+        # BC online: the cheapest agent to compile that acts and updates; the plumbing is the agent's.
+        cfg = TrainConfig(agent=BC(hidden_dims=(8, 8)), regime="online", seeds=1, steps=100, chunk_steps=100, learning_starts=100,
                           eval_episodes=4, run_dir=str(tmp_path / "x"), progress=False, **overrides)  # fmt: skip
         program = build(cfg).program
         keys = jnp.stack([jax.random.PRNGKey(0)])
@@ -231,9 +237,10 @@ def test_env_params_reach_collecting_and_evaluation(tmp_path, random_pendulum_fi
     default_eval, default_collected = returns()
     heavy_eval, heavy_collected = returns(env_params=("g=20",))
     assert not np.allclose(heavy_collected, default_collected) and not np.allclose(heavy_eval, default_eval)
-    collect_only_eval, collect_only = returns(env_params=("g=20",), eval_env_params=())
-    np.testing.assert_allclose(collect_only, heavy_collected, rtol=1e-6)
-    np.testing.assert_allclose(collect_only_eval, default_eval, rtol=1e-5)  # evaluated in the env's own dynamics
+    collect_only = build(TrainConfig(agent=BC(hidden_dims=(8, 8)), regime="online", env_params=("g=20",),
+                                     eval_env_params=(), run_dir=str(tmp_path / "y"))).program  # fmt: skip
+    assert float(collect_only.data["collect_params"].g) == 20.0
+    assert collect_only.data["eval_params"] is None  # evaluated in the env's own dynamics
 
 
 def test_gravity_makes_the_pendulum_fall_faster():
@@ -289,8 +296,7 @@ def test_online_hparams_need_a_pretrained_agent(tmp_path):
         build(TrainConfig(agent=SAC(hidden_dims=(8, 8)), online_hparams=("actor_lr=1e-4",), run_dir=str(tmp_path)))
 
 
-def test_warm_start_mismatches_name_the_run_and_the_difference(tmp_path, random_pendulum_file):
-    pretrained = train(o2o(tmp_path, random_pendulum_file, "pre", regime="offline", online_steps=0, steps=100, seeds=1))
+def test_warm_start_mismatches_name_the_run_and_the_difference(tmp_path, random_pendulum_file, pretrained):
     run = str(pretrained.run_dir)
 
     def start(**overrides):
@@ -312,11 +318,104 @@ def test_warm_start_mismatches_name_the_run_and_the_difference(tmp_path, random_
         ConfigError, match=f"init_from {run} was trained on gymnax/Pendulum-v1 .*MountainCarContinuous-v0 has obs dim 2"
     ):
         start(init_from=run, env="gymnax/MountainCarContinuous-v0", buffer="discard")
+    with pytest.raises(ConfigError, match=f"init_from {run} has 2 members; this run has 3"):
+        start(init_from=run, seeds=3)
     # One pretrained member starts every member of a new sweep.
-    built = start(init_from=run, seeds=3)
+    loaded = load_run(run)
+    one = LoadedRun(
+        loaded.config,
+        loaded.program,
+        loaded.members[:1],
+        jax.tree.map(lambda x: x[:1], loaded.states),
+        loaded.step,
+        loaded.run_dir,
+    )
+    built = start(init_from=one, seeds=3)
     states = built.program.init(jnp.stack([jax.random.PRNGKey(i) for i in range(3)]))
     assert all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(states))
     for leaf in jax.tree.leaves(states.agent):
         np.testing.assert_array_equal(leaf[0], leaf[2])
-    loaded = load_run(run)
     np.testing.assert_array_equal(built.normalizer.mean, loaded.states.normalizer.mean[0])
+
+
+# Compiled chunks -----------------------------------------------------------------------------
+
+
+HOST_PATTERNS = ("callback", "outfeed", "infeed", "host", "send", "recv")
+
+
+def opcodes(hlo_text: str) -> list[str]:
+    """The opcode of every instruction (`%name = type opcode(operands), ...`) of an HLO text."""
+    found = []
+    for line in hlo_text.splitlines():
+        m = re.match(r"\s*(?:ROOT\s+)?%\S+\s*=\s*(.*)", line)
+        if m and (op := re.search(r"([a-z][a-z0-9-]*)\(", m.group(1))):
+            found.append(op.group(1))
+    return found
+
+
+def host_transfers(hlo_text: str) -> list[str]:
+    """The instructions of a compiled program's HLO text that call back into or talk to the host:
+    host callbacks (custom calls such as xla_python_cpu_callback), infeed/outfeed, send/recv."""
+    targets = set(re.findall(r'custom_call_target="([^"]+)"', hlo_text))
+    return sorted(x for x in set(opcodes(hlo_text)) | targets if any(p in x.lower() for p in HOST_PATTERNS))
+
+
+def while_loops(hlo_text: str) -> int:
+    return opcodes(hlo_text).count("while")
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory, random_pendulum_file):
+    """IQL offline then online: both kinds of phase, each chunk run twice. (An online phase from scratch is
+    the same chunk but for the uniform actions of its first steps.)"""
+    out = {}
+    for name in ("offline-to-online",):
+        # The config of `switched`: its chunks are already compiled (the persistent cache) when that ran first.
+        program = build(o2o(tmp_path_factory.mktemp("compiled"), random_pendulum_file, "compiled")).program
+        keys = member_keys([{"seed": 0}, {"seed": 1}])
+        states, types = program.init(keys), []
+        for index in range(program.num_chunks):
+            states = program.enter(states, index, keys)
+            before = jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), states)
+            states, _ = program.chunk(states, index)
+            types.append((before, jax.tree.map(lambda x: (x.shape, x.dtype, x.weak_type), states)))
+        out[name] = program, types
+    return out
+
+
+PHASES = [("offline-to-online", 0), ("offline-to-online", 1)]
+IDS = ["offline", "online"]
+
+
+@pytest.mark.parametrize("regime, phase", PHASES, ids=IDS)
+def test_chunks_compile_once(programs, regime, phase):
+    """The state a chunk returns has exactly the types it takes: the host loop never recompiles (each
+    phase of a regime compiles its chunk once)."""
+    program, types = programs[regime]
+    for before, after in types:
+        assert after == before
+    assert program.phases[phase].compiled_chunk._cache_size() == 1
+
+
+@pytest.mark.parametrize("regime, phase", PHASES, ids=IDS)
+def test_chunk_makes_no_host_round_trip(programs, regime, phase):
+    """A chunk is one device program: no host callback, infeed/outfeed or send/recv inside its loop."""
+    program, _ = programs[regime]
+    keys = member_keys([{"seed": 0}, {"seed": 1}])
+    states = program.abstract_states(program.phases[phase].first_chunk + 1, keys)
+    text = program.phases[phase].compiled_chunk.lower(states, 0, program.data).compile().as_text()
+    assert while_loops(text) >= 1, "expected the chunk's lax.scan as a while loop: is this the chunk's HLO?"
+    assert host_transfers(text) == []
+
+
+def test_host_transfers_sees_a_callback():
+    """The check can fail: a `jax.debug.callback` inside a scan shows up in the compiled program."""
+
+    def body(carry, x):
+        jax.debug.callback(lambda v: None, x)
+        return carry + x, None
+
+    text = jax.jit(lambda xs: jax.lax.scan(body, 0.0, xs)[0]).lower(jnp.arange(3.0)).compile().as_text()
+    assert while_loops(text) >= 1
+    assert any("callback" in x for x in host_transfers(text)), host_transfers(text)

@@ -9,8 +9,6 @@ import pytest
 from jaxrl.data import load_dataset
 from jaxrl.suite import LEVELS, generate_suite, load_level
 
-pytestmark = pytest.mark.xdist_group("suite")
-
 
 @pytest.fixture(scope="module")
 def default_suite():

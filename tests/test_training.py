@@ -82,7 +82,6 @@ SWEEP = dict(sweep=("beta=1,10",), steps=200)
 
 
 @pytest.mark.numerics
-@pytest.mark.xdist_group("sweep")  # parallel runs keep the tests that share the fixture together
 def test_sweep_member_equals_single_run(tmp_path, random_pendulum_file, swept):
     members = [(r["seed"], r["beta"]) for r in swept.final_rows]
     assert members == [(0, 1.0), (1, 1.0), (0, 10.0), (1, 10.0)]
@@ -99,7 +98,6 @@ def test_sweep_member_equals_single_run(tmp_path, random_pendulum_file, swept):
 
 
 @pytest.mark.numerics
-@pytest.mark.xdist_group("sweep")
 def test_two_devices_match_one(tmp_path, random_pendulum_file, swept):
     """The same sweep with its members sharded over two (virtual CPU) devices, in a process that has two."""
     import os
@@ -149,8 +147,8 @@ ONLINE = dict(agent=SAC(hidden_dims=TINY), learning_starts=150, buffer_size=1_00
 
 
 @pytest.mark.numerics
-@pytest.mark.xdist_group("uninterrupted")  # parallel runs keep the tests that share the fixture together
-@pytest.mark.parametrize("online", [False, True], ids=["offline-iql", "online-sac"])
+# Resuming an online phase is covered by the faster offline-to-online tests (tests/test_regimes.py).
+@pytest.mark.parametrize("online", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["offline-iql", "online-sac"])
 def test_resumed_run_equals_uninterrupted(tmp_path, random_pendulum_file, online, uninterrupted):
     extra = ONLINE if online else {}
     killed = small_offline(tmp_path, random_pendulum_file, "killed", **extra)
@@ -248,7 +246,6 @@ def test_cli_help_lists_algorithms(capsys):
 
 
 @pytest.mark.numerics
-@pytest.mark.xdist_group("uninterrupted")
 def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_file, uninterrupted):
     """SIGKILL the training process while it writes its third checkpoint, then resume it."""
     import subprocess
