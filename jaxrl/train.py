@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tyro
 
@@ -149,7 +150,7 @@ def _warm_start(cfg: TrainConfig, source: Pretrained, spec, agent: Agent, member
     normalizers = jax.tree.map(np.asarray, source.states.normalizer)
     if any(not np.all(leaf == leaf[:1]) for leaf in jax.tree.leaves(normalizers)):
         raise ConfigError(f"{where}: its members normalise data differently; start from one member's run")
-    normalizer = jax.tree.map(lambda leaf: jax.numpy.asarray(leaf[0]), normalizers)
+    normalizer = jax.tree.map(lambda leaf: jnp.asarray(leaf[0]), normalizers)
     step = getattr(source.states.agent, "step", None)
     updates = int(np.asarray(step).reshape(-1)[0]) if step is not None else 0
     return trainer.WarmStart(agent_states, updates), normalizer
@@ -163,7 +164,7 @@ class Built:
     members: list[dict]
     grid: dict[str, list[float]]
     metadata: dict
-    normalizer: Normalizer | None = None  # how observations (and rewards) are seen by the agent, everywhere
+    normalizer: Normalizer  # how the agent sees observations and rewards, in every phase
 
 
 def _phases(cfg: TrainConfig, agents, pretrained: bool) -> list:
