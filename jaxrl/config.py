@@ -168,6 +168,10 @@ class TrainConfig:
             raise ConfigError(f"unknown regime {regime!r}; regimes: {', '.join(REGIMES)}")
         if regime != "offline" and self.agent.offline_only:
             raise ConfigError(f"{self.agent.name} cannot run the {regime} regime: {self.agent.offline_only}")
+        if self.agent.on_policy and regime != "online":
+            raise ConfigError(
+                f"{self.agent.name} learns on-policy from its own rollouts, so only in the online regime, not {regime}"
+            )
         if regime == "offline-to-online":
             if not isinstance(self.online_steps, int) or self.online_steps <= 0 or self.online_steps % self.chunk_steps:
                 raise ConfigError(

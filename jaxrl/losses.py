@@ -64,3 +64,27 @@ def bc_penalty(policy_actions, data_actions, reduce: str = "sum"):
     """Squared distance to dataset actions per sample: summed (ReBRAC) or averaged (TD3+BC) over action dims."""
     squared = (policy_actions - data_actions) ** 2
     return squared.sum(axis=-1) if reduce == "sum" else squared.mean(axis=-1)
+
+
+def gae_advantages(rewards, values, next_values, terminated, done, gamma: float, lam: float):
+    """Generalised advantage estimates over a rollout with time as the leading axis ([T, ...]).
+
+    delta_t = r_t + gamma (1 - terminated_t) V(s'_t) - V(s_t); A_t = delta_t + gamma lam (1 - done_t) A_{t+1}.
+    `next_values` are the values of each step's true next observation, so an episode cut by the time
+    limit (done, not terminated) still bootstraps, and `done` stops the recursion at every episode end.
+    """
+    deltas = td_target(rewards, terminated, next_values, gamma) - values
+
+    def backward(advantage, inputs):
+        delta, done_t = inputs
+        advantage = delta + gamma * lam * (1.0 - done_t) * advantage
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(backward, jnp.zeros_like(deltas[0]), (deltas, done), reverse=True)
+    return advantages
+
+
+def clipped_surrogate(log_ratio, advantages, epsilon: float):
+    """PPO's clipped objective to maximise, elementwise: min(rho A, clip(rho, 1 - eps, 1 + eps) A)."""
+    ratio = jnp.exp(log_ratio)
+    return jnp.minimum(ratio * advantages, jnp.clip(ratio, 1.0 - epsilon, 1.0 + epsilon) * advantages)

@@ -6,7 +6,7 @@ critics cost one batched matmul per layer instead of K separate networks.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -20,6 +20,7 @@ class MLP(nn.Module):
     out_dim: int | None = None
     layer_norm: bool = False
     bias_init: float = 0.0  # RIQL/EDAC init critic biases at 0.1
+    activation: Callable = nn.relu
 
     @nn.compact
     def __call__(self, x):
@@ -28,7 +29,7 @@ class MLP(nn.Module):
             x = nn.Dense(width, bias_init=bias_init)(x)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
-            x = nn.relu(x)
+            x = self.activation(x)
         if self.out_dim is not None:
             x = nn.Dense(self.out_dim, bias_init=bias_init)(x)
         return x

@@ -2,10 +2,12 @@
 
 A phase has a spec (what to run), a `start` that turns the previous phase's state (or nothing, or a
 warm-started agent) into this phase's state, and a `chunk` that runs many steps of it inside one
-`lax.scan`. Two phases cover every regime:
+`lax.scan`. Three phases cover every regime:
 - `Offline`: `learn` from the dataset;
 - `Online`: `collect` transitions in N environments, then `learn` from the replay buffer, or from a
-  `Mix` of the dataset and the buffer.
+  `Mix` of the dataset and the buffer;
+- `OnPolicy`: `collect` a rollout of T steps in N environments, then the agent learns from it
+  (`Agent.update_rollout`: PPO).
 The building blocks `learn` and `collect` are exported for new phases.
 """
 
@@ -99,6 +101,30 @@ class Online:
         return self
 
 
+@dataclass(frozen=True)
+class OnPolicy:
+    """`steps` environment steps over `num_envs` envs, `chunk_steps` per chunk, in rollouts of the agent's
+    `rollout_length` steps per env, each followed by one `update_rollout`. With `record_envs`, the
+    transitions of the first `record_envs` envs are kept in `OnlineState.buffer` in time order (what a
+    dataset suite's replay levels are made of); otherwise nothing is kept."""
+
+    steps: int
+    chunk_steps: int
+    num_envs: int
+    record_envs: int = 0
+    name: ClassVar[str] = "online"
+
+    def validate(self, rollout_length: int) -> "OnPolicy":
+        per_rollout = self.num_envs * rollout_length
+        if self.chunk_steps % per_rollout:
+            raise ValueError(
+                f"chunk_steps ({self.chunk_steps}) must be a multiple of num_envs * rollout_length ({self.num_envs} * {rollout_length})"
+            )
+        if not 0 <= self.record_envs <= self.num_envs:
+            raise ValueError(f"record_envs must be in [0, num_envs={self.num_envs}], got {self.record_envs}")
+        return self
+
+
 def mean_metrics(metrics: dict) -> dict:
     return {k: jnp.mean(v) for k, v in metrics.items()}
 
@@ -126,13 +152,14 @@ def learn(agent, agent_state, source, keys, steps, batch_size: int):
 
 def collect(env, agent, state: OnlineState, keys, params, random_actions):
     """Step every env once with the agent's policy (or uniform random actions where `random_actions`);
-    returns the new env state and observations, the stored transitions and the env infos.
+    returns the new env state and observations, the stored transitions, the env infos and what the
+    agent keeps of its actions (`Agent.explore`).
 
     The agent sees observations through the run's normaliser, and stored transitions are normalised (and
     their rewards scaled) the same way, as the offline dataset is: every source gives batches alike."""
     act_key, random_key, env_key = keys
     norm = state.normalizer
-    action = agent.act(state.agent, norm(state.obs), act_key, False)
+    action, extras = agent.explore(state.agent, norm(state.obs), act_key)
     if random_actions is not None:
         random_action = jax.random.uniform(random_key, action.shape, minval=-1.0, maxval=1.0)
         action = jnp.where(random_actions, random_action, action)
@@ -148,7 +175,7 @@ def collect(env, agent, state: OnlineState, keys, params, random_actions):
         terminated.astype(jnp.float32),
         truncated.astype(jnp.float32),
     )
-    return env_state, obs, stored, info
+    return env_state, obs, stored, info, extras
 
 
 def offline_start(spec: Offline, normalizer: Normalizer):
@@ -173,18 +200,23 @@ def offline_chunk(spec: Offline, first_update: int):
     return chunk
 
 
+def _start_envs(agent, seed_key, agent_state, pretrained: bool, env, num_envs: int, data):
+    """(agent state, first observations, env states, phase key) of an online phase: a fresh agent unless
+    `pretrained`, which takes its own key stream so a warm start and the end of an offline phase continue alike."""
+    if pretrained:
+        _, reset_key, key = jax.random.split(jax.random.fold_in(seed_key, _ONLINE_KEY), 3)
+    else:
+        init_key, reset_key, key = jax.random.split(seed_key, 3)
+        agent_state = agent.init(init_key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), data["collect_params"])
+    return agent_state, obs, env_state, key
+
+
 def online_start(spec: Online, env, normalizer: Normalizer, pretrained: bool):
     spec_env = env.spec
 
     def start(agent, seed_key, agent_state, data):
-        if pretrained:  # its own key stream, so a warm start and the end of an offline phase continue alike
-            _, reset_key, key = jax.random.split(jax.random.fold_in(seed_key, _ONLINE_KEY), 3)
-        else:
-            init_key, reset_key, key = jax.random.split(seed_key, 3)
-            agent_state = agent.init(init_key)
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(reset_key, spec.num_envs), data["collect_params"]
-        )
+        agent_state, obs, env_state, key = _start_envs(agent, seed_key, agent_state, pretrained, env, spec.num_envs, data)
         dataset = data["dataset"]
         capacity = spec.buffer_size + (dataset.size if spec.buffer == "keep" else 0)
         buffer = ReplayBuffer.create(capacity, spec_env.obs_dim, spec_env.action_dim)
@@ -205,7 +237,7 @@ def online_chunk(spec: Online, env, first_update: int, pretrained: bool):
             it = chunk_index * iterations + i  # unbatched: keeps lax.cond a real branch
             env_steps = it * num_envs
             key, act_key, random_key, env_key, update_key = jax.random.split(state.key, 5)
-            env_state, obs, stored, info = collect(
+            env_state, obs, stored, info, _ = collect(
                 env,
                 agent,
                 state,
@@ -245,6 +277,51 @@ def online_chunk(spec: Online, env, first_update: int, pretrained: bool):
             for k, v in metrics.items()
         }
         metrics["updates"] = jnp.sum(updates)
+        metrics["episode_return"] = return_sums.sum() / counts.sum()  # NaN when no episode ended
+        return state, metrics
+
+    return chunk
+
+
+def on_policy_start(spec: OnPolicy, env, normalizer: Normalizer, pretrained: bool):
+    def start(agent, seed_key, agent_state, data):
+        agent_state, obs, env_state, key = _start_envs(agent, seed_key, agent_state, pretrained, env, spec.num_envs, data)
+        buffer = None
+        if spec.record_envs:
+            capacity = spec.record_envs * (spec.steps // spec.num_envs)
+            buffer = ReplayBuffer.create(capacity, env.spec.obs_dim, env.spec.action_dim)
+        return OnlineState(agent_state, normalizer, buffer, env_state, obs, key)
+
+    return start
+
+
+def on_policy_chunk(spec: OnPolicy, env):
+    def chunk(agent, state: OnlineState, chunk_index, data):
+        def rollout_step(state, key):
+            act_key, env_key = jax.random.split(key)
+            env_state, obs, stored, info, extras = collect(
+                env, agent, state, (act_key, act_key, env_key), data["collect_params"], None
+            )
+            done = info["episode_done"]
+            episodes = (jnp.sum(jnp.where(done, info["episode_return"], 0.0)), jnp.sum(done))
+            return state.replace(env_state=env_state, obs=obs), (stored, extras, episodes)
+
+        def iteration(state, _):
+            key, rollout_key, update_key = jax.random.split(state.key, 3)
+            state, (rollout, extras, episodes) = jax.lax.scan(
+                rollout_step, state, jax.random.split(rollout_key, agent.rollout_length)
+            )
+            agent_state, metrics = agent.update_rollout(state.agent, rollout, extras, update_key)
+            buffer = state.buffer
+            if buffer is not None:  # time-major rows of the recorded envs: [T * record_envs]
+                recorded = jax.tree.map(lambda x: x[:, : spec.record_envs].reshape(-1, *x.shape[2:]), rollout)
+                buffer = buffer.add(recorded)
+            return state.replace(agent=agent_state, buffer=buffer, key=key), (metrics, episodes)
+
+        iterations = spec.chunk_steps // (spec.num_envs * agent.rollout_length)
+        state, (metrics, (return_sums, counts)) = jax.lax.scan(iteration, state, None, length=iterations)
+        metrics = mean_metrics(metrics)
+        metrics["updates"] = jnp.asarray(iterations)
         metrics["episode_return"] = return_sums.sum() / counts.sum()  # NaN when no episode ended
         return state, metrics
 

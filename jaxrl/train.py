@@ -29,7 +29,7 @@ from jaxrl.checkpoint import Checkpointer
 from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, parse_assignments
 from jaxrl.corruption import corrupt
 from jaxrl.data import Normalizer, load_dataset
-from jaxrl.phases import Offline, Online
+from jaxrl.phases import Offline, Online, OnPolicy
 from jaxrl.suite import LEVELS, load_level, suite_dir
 from jaxrl.sweep import make_members, parse_sweep, stack_agents
 
@@ -171,6 +171,8 @@ def _phases(cfg: TrainConfig, agents, pretrained: bool) -> list:
     """The regime as phases. An online phase whose agent is pretrained (offline-to-online, or a warm
     start) trains with `agent.for_online()` and the config's `online_hparams`."""
     regime = cfg.resolved_regime
+    if agents.on_policy:  # config.validate allows it the online regime only
+        return [OnPolicy(cfg.steps, cfg.chunk_steps, cfg.num_envs)]
     online = dict(
         chunk_steps=cfg.chunk_steps,
         batch_size=cfg.batch_size,

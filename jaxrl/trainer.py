@@ -25,12 +25,24 @@ import numpy as np
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data.dataset import Dataset, Normalizer
 from jaxrl.evaluation import evaluate_policy_with_memory, normalized_score
-from jaxrl.phases import Offline, OfflineState, Online, OnlineState, offline_chunk, offline_start, online_chunk, online_start
+from jaxrl.phases import (
+    Offline,
+    OfflineState,
+    Online,
+    OnlineState,
+    OnPolicy,
+    offline_chunk,
+    offline_start,
+    on_policy_chunk,
+    on_policy_start,
+    online_chunk,
+    online_start,
+)
 from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table, switch_table
 from jaxrl.sharding import member_mesh, replicate, shard_members
 from jaxrl.sweep import member_keys
 
-__all__ = ["Offline", "OfflineState", "Online", "OnlineState", "Program", "build_program", "run", "restore"]
+__all__ = ["Offline", "OfflineState", "Online", "OnlineState", "OnPolicy", "Program", "build_program", "run", "restore"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -39,7 +51,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class ProgramPhase:
-    spec: Offline | Online
+    spec: Offline | Online | OnPolicy
     first_chunk: int  # global index of the phase's first chunk
     first_step: int  # the run's step count when the phase starts
     start: Callable  # (previous phase's states or None, member keys) -> states
@@ -137,7 +149,7 @@ class WarmStart:
 
 def build_program(
     agents,
-    phases: list[Offline | Online],
+    phases: list[Offline | Online | OnPolicy],
     *,
     normalizer: Normalizer,
     eval_env,
@@ -170,7 +182,16 @@ def build_program(
         if spec.name == "offline":
             start, chunk = offline_start(spec, normalizer), offline_chunk(spec, updates)
             phase_agents = agents
+        elif isinstance(spec, OnPolicy):
+            if not agents.on_policy:
+                raise ValueError(f"{agents.name} learns from batches, not from rollouts: give it an Online phase")
+            agents.check_rollout(spec.num_envs)
+            spec.validate(agents.rollout_length)
+            start, chunk = on_policy_start(spec, env, normalizer, pretrained), on_policy_chunk(spec, env)
+            phase_agents = agents
         else:
+            if agents.on_policy:
+                raise ValueError(f"{agents.name} learns on-policy from rollouts: give it an OnPolicy phase")
             spec.validate()
             if spec.buffer != "discard" and dataset is None:
                 raise ValueError(f"an online phase with buffer {spec.buffer!r} needs a dataset")
@@ -181,6 +202,8 @@ def build_program(
         first_step += spec.steps
         if spec.name == "offline":
             updates += spec.steps
+        elif isinstance(spec, OnPolicy):
+            updates += spec.steps // (spec.num_envs * agents.rollout_length)
         else:
             learning_iterations = spec.steps // spec.num_envs - spec.learning_starts // spec.num_envs
             updates += max(learning_iterations, 0) * spec.updates_per_iteration

@@ -90,7 +90,7 @@ def test_collect_acts_on_and_stores_normalised_observations_and_scaled_rewards(p
     obs, env_state = jax.vmap(pendulum.reset, in_axes=(0, None))(jax.random.split(jax.random.PRNGKey(1), 4), None)
     state = OnlineState(agent_state, norm, ReplayBuffer.create(10, 3, 1), env_state, obs, jax.random.PRNGKey(2))
     keys = tuple(jax.random.split(jax.random.PRNGKey(3), 3))
-    _, next_obs, stored, _ = jax.jit(lambda state, keys: collect(pendulum, agent, state, keys, None, None))(state, keys)
+    _, next_obs, stored, _, _ = jax.jit(lambda state, keys: collect(pendulum, agent, state, keys, None, None))(state, keys)
 
     expected_action = jax.jit(agent.act, static_argnums=3)(agent_state, (obs - norm.mean) / norm.std, keys[0], False)
     np.testing.assert_allclose(stored.actions, expected_action, rtol=1e-5)  # the same sample: same key, same input

@@ -7,12 +7,14 @@ from jaxrl.agents.cql import CQL
 from jaxrl.agents.dt import DT
 from jaxrl.agents.ensembles import EDAC, SACN
 from jaxrl.agents.iql import IQL
+from jaxrl.agents.ppo import PPO
 from jaxrl.agents.riql import RIQL
 from jaxrl.agents.sac import SAC
+from jaxrl.agents.td3 import TD3
 from jaxrl.agents.td3bc import TD3BC, ReBRAC
 
 # Which regime an agent runs in is the config's choice (TrainConfig.regime), not the registry's.
-AGENTS = {cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC, DT, SAC)}
+AGENTS = {cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC, DT, SAC, TD3, PPO)}
 
 
 def make_agent(name: str, **hyperparameters) -> Agent:
@@ -36,10 +38,12 @@ __all__ = [
     "DT",
     "EDAC",
     "IQL",
+    "PPO",
     "RIQL",
     "ReBRAC",
     "SAC",
     "SACN",
+    "TD3",
     "TD3BC",
     "AGENTS",
     "make_agent",

@@ -53,6 +53,9 @@ class Agent(struct.PyTreeNode):
     normalizes_observations = False  # the default of TrainConfig.normalize_obs for this agent
     default_regime = "offline"  # the regime TrainConfig.regime defaults to for this agent
     offline_only = ""  # why the agent cannot learn from online transitions ("": it can)
+    # On-policy agents (PPO) learn from their own rollouts through `update_rollout(state, rollout,
+    # extras, key)`, in the online regime only; the others learn from batches through `update`.
+    on_policy = False
 
     def configure(self, spec, total_steps: int) -> "Agent":
         return self.replace(obs_dim=spec.obs_dim, action_dim=spec.action_dim, total_steps=int(total_steps))
@@ -79,6 +82,11 @@ class Agent(struct.PyTreeNode):
     def observe(self, carry, reward):
         """Update the policy's memory with the reward of the step just taken."""
         return carry
+
+    def explore(self, state, obs, key):
+        """The action taken while collecting, and what the agent keeps of it for learning (on-policy
+        agents: e.g. its log-probability); default: a stochastic `act`, nothing kept."""
+        return self.act(state, obs, key, False), {}
 
     def update_at(self, state, batch, key, step):
         """`update` given the update index `step` (= state.step) without the member axis that state.step

@@ -97,3 +97,31 @@ class Normalizer:
             next_observations=self(dataset.next_observations),
             rewards=dataset.rewards * self.reward_scale,
         )
+
+
+@struct.dataclass
+class RunningStats:
+    """Mean and variance of every observation seen so far (Chan et al.'s parallel update), for agents
+    that normalise observations while they collect them (PPO); starts as the identity."""
+
+    count: jax.Array
+    mean: jax.Array
+    var: jax.Array
+
+    @classmethod
+    def create(cls, obs_dim: int) -> "RunningStats":
+        return cls(jnp.zeros((), jnp.float32), jnp.zeros(obs_dim), jnp.ones(obs_dim))
+
+    def update(self, obs) -> "RunningStats":
+        """The statistics with a batch `obs` [..., obs_dim] added."""
+        obs = obs.reshape(-1, obs.shape[-1])
+        n = jnp.float32(obs.shape[0])
+        batch_mean, batch_var = obs.mean(0), obs.var(0)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        mean = self.mean + delta * n / total
+        var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+        return RunningStats(total, mean, var)
+
+    def __call__(self, obs, eps: float = 1e-6):
+        return (obs - self.mean) / jnp.sqrt(self.var + eps)
