@@ -178,6 +178,12 @@ def collect(env, agent, state: OnlineState, keys, params, random_actions):
     return env_state, obs, stored, info, extras
 
 
+def _finished_episodes(info):
+    """(sum of the returns, count) of the episodes that ended at this step, over all envs."""
+    done = info["episode_done"]
+    return jnp.sum(jnp.where(done, info["episode_return"], 0.0)), jnp.sum(done)
+
+
 def offline_start(spec: Offline, normalizer: Normalizer):
     def start(agent, seed_key, agent_state, data):
         init_key, key = jax.random.split(seed_key)
@@ -262,8 +268,7 @@ def online_chunk(spec: Online, env, first_update: int, pretrained: bool):
             learning = env_steps + num_envs > spec.learning_starts
             agent_state, metrics = jax.lax.cond(learning, updates, skip, state.agent)
             metrics["updates"] = learning * upi
-            done = info["episode_done"]
-            episodes = (jnp.sum(jnp.where(done, info["episode_return"], 0.0)), jnp.sum(done))
+            episodes = _finished_episodes(info)
             state = state.replace(agent=agent_state, buffer=buffer, env_state=env_state, obs=obs, key=key)
             return state, (metrics, episodes)
 
@@ -302,9 +307,7 @@ def on_policy_chunk(spec: OnPolicy, env):
             env_state, obs, stored, info, extras = collect(
                 env, agent, state, (act_key, act_key, env_key), data["collect_params"], None
             )
-            done = info["episode_done"]
-            episodes = (jnp.sum(jnp.where(done, info["episode_return"], 0.0)), jnp.sum(done))
-            return state.replace(env_state=env_state, obs=obs), (stored, extras, episodes)
+            return state.replace(env_state=env_state, obs=obs), (stored, extras, _finished_episodes(info))
 
         def iteration(state, _):
             key, rollout_key, update_key = jax.random.split(state.key, 3)
