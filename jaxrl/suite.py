@@ -1,19 +1,26 @@
 """Generated D4RL-style dataset suites: train an online agent, then collect the standard levels.
 
 Levels (as in D4RL): random (uniform actions), medium (a policy snapshot at a fraction of expert
-performance), expert (the best snapshot), medium-replay (the agent's replay buffer up to the medium
-snapshot), medium-expert (medium and expert concatenated), full-replay (the whole replay buffer).
-A suite is deterministic given (env, profile, seed), cached on disk, and stores the random and expert
-policies' mean returns as `ref_min_score`/`ref_max_score` for normalised scores.
+performance), expert (the best snapshot), medium-replay (what the agent collected up to the medium
+snapshot), medium-expert (medium and expert concatenated), full-replay (everything it collected).
+The generating agent is a profile's choice: SAC (D4RL's, off-policy: "collected" is its replay buffer)
+or PPO (on-policy, thousands of envs: "collected" is the rollouts of the first `record_envs` envs, since
+keeping every env's would be tens of millions of transitions). A suite is deterministic given (env,
+profile, seed) on one machine (another machine's float rounding gives other, equally valid numbers),
+cached on disk, and stores the random and expert policies' mean returns as `ref_min_score` /
+`ref_max_score` for normalised scores.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -25,14 +32,16 @@ try:
     import fcntl
 except ImportError:
     fcntl = None
-from jaxrl.agents import SAC
-from jaxrl.data.dataset import Dataset
+from jaxrl.agents import AGENTS
+from jaxrl.data.dataset import Dataset, Normalizer
 from jaxrl.data.io import data_dir, load_dataset, save_dataset
 from jaxrl.evaluation import evaluate_policy
-from jaxrl.trainer import build_online_program
+from jaxrl.phases import OnPolicy
+from jaxrl.trainer import build_online_program, build_program
 
 LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "full-replay")
-SUITE_FORMAT = 1  # bump when generation changes, so stale caches are rebuilt
+SUITE_FORMAT = 2  # bump when generation changes, so stale caches are rebuilt
+GENERATORS = ("sac", "ppo")
 
 
 @dataclass(frozen=True)
@@ -40,14 +49,27 @@ class SuiteProfile:
     agent_steps: int  # online env steps used to train the generating agent
     snapshot_every: int  # env steps between policy snapshots
     transitions: int  # per level for random / medium / expert
-    hidden_dims: tuple[int, ...] = (64, 64)
+    generator: str = "sac"  # the generating agent: "sac" (D4RL's) or "ppo"
+    agent_settings: tuple[tuple[str, Any], ...] = (("hidden_dims", (64, 64)),)  # its hyperparameters
     num_envs: int = 8  # envs stepped in parallel while training the generating agent
-    utd: float = 0.125  # its updates per env step: below 1 the replay levels hold more, older data
+    utd: float = 0.125  # SAC: updates per env step (below 1 the replay levels hold more, older data)
+    learning_starts: int = 1000  # SAC: uniform random actions before it starts learning
+    batch_size: int = 256  # SAC
+    record_envs: int = 0  # PPO: envs whose rollouts make the replay levels
     medium_fraction: float = 0.5  # medium = the snapshot closest to this fraction of the expert score
     eval_episodes: int = 20
     collect_envs: int = 100  # envs stepped in parallel while collecting
-    learning_starts: int = 1000  # uniform random actions before the generating agent starts learning
-    batch_size: int = 256
+
+    def __post_init__(self):
+        if self.generator not in GENERATORS:
+            raise ValueError(f"suite generator must be one of {GENERATORS}, got {self.generator!r}")
+        if self.generator == "ppo" and not 0 < self.record_envs <= self.num_envs:
+            raise ValueError(f"a PPO suite needs record_envs in [1, num_envs={self.num_envs}], got {self.record_envs}")
+
+    @property
+    def recorded_envs(self) -> int:
+        """Envs whose every transition is kept, in time order, for the replay levels."""
+        return self.record_envs if self.generator == "ppo" else self.num_envs
 
 
 PROFILES: dict[str, dict[str, SuiteProfile]] = {
@@ -58,7 +80,7 @@ PROFILES: dict[str, dict[str, SuiteProfile]] = {
             agent_steps=4_000,
             snapshot_every=1_000,
             transitions=2_000,
-            hidden_dims=(16, 16),
+            agent_settings=(("hidden_dims", (16, 16)),),
             utd=0.25,
             num_envs=4,
             eval_episodes=2,
@@ -66,22 +88,47 @@ PROFILES: dict[str, dict[str, SuiteProfile]] = {
             learning_starts=500,
             batch_size=32,
         ),
+        # the same check for a PPO-generated suite
+        "smoke-ppo": SuiteProfile(
+            agent_steps=4_096,
+            snapshot_every=1_024,
+            transitions=2_000,
+            generator="ppo",
+            agent_settings=(("policy_dims", (16, 16)), ("value_dims", (16, 16)), ("rollout_length", 16), ("num_minibatches", 4)),
+            num_envs=16,
+            record_envs=2,
+            eval_episodes=2,
+            collect_envs=4,
+        ),
     },
     "gymnax/MountainCarContinuous-v0": {
         "default": SuiteProfile(agent_steps=400_000, snapshot_every=8_000, transitions=100_000),
     },
 }
-# Brax locomotion, D4RL's recipe: SAC for 1M env steps, medium at a third of the expert, 1M transitions
-# per level ("full", for a GPU). "small" is sized for a 2-core CPU; "smoke" only checks the pipeline.
+# Brax locomotion. "full" is D4RL's recipe (SAC for 1M env steps, medium at a third of the expert, 1M
+# transitions per level), for a GPU. "small" is sized for a 2-core CPU: PPO, whose thousands of envs
+# are cheap on a CPU where SAC's updates are not (its measured returns and times: README). "smoke"
+# only checks the pipeline.
+_PPO_SMALL = SuiteProfile(
+    agent_steps=19_660_800,
+    snapshot_every=983_040,
+    transitions=100_000,
+    generator="ppo",
+    agent_settings=(("rollout_length", 32), ("num_minibatches", 8), ("gamma", 0.99)),
+    num_envs=512,
+    record_envs=4,
+    medium_fraction=1 / 3,
+    eval_episodes=10,
+    collect_envs=100,
+)
 _BRAX = {
-    "full": SuiteProfile(agent_steps=1_000_000, snapshot_every=20_000, transitions=1_000_000, hidden_dims=(256, 256),
-                         num_envs=16, utd=1.0, medium_fraction=1 / 3, eval_episodes=10, collect_envs=1000,
-                         learning_starts=10_000),
-    "small": SuiteProfile(agent_steps=200_000, snapshot_every=10_000, transitions=100_000, hidden_dims=(128, 128),
-                          num_envs=8, utd=0.25, medium_fraction=1 / 3, eval_episodes=10, collect_envs=100,
-                          learning_starts=5_000),
-    "smoke": SuiteProfile(agent_steps=2_000, snapshot_every=1_000, transitions=2_000, hidden_dims=(16, 16), num_envs=4,
-                          utd=0.25, eval_episodes=2, collect_envs=4, learning_starts=500, batch_size=32),
+    "full": SuiteProfile(agent_steps=1_000_000, snapshot_every=20_000, transitions=1_000_000,
+                         agent_settings=(("hidden_dims", (256, 256)),), num_envs=16, utd=1.0, medium_fraction=1 / 3,
+                         eval_episodes=10, collect_envs=1000, learning_starts=10_000),
+    "small": _PPO_SMALL,
+    "smoke": SuiteProfile(agent_steps=2_000, snapshot_every=1_000, transitions=2_000,
+                          agent_settings=(("hidden_dims", (16, 16)),), num_envs=4, utd=0.25, eval_episodes=2,
+                          collect_envs=4, learning_starts=500, batch_size=32),
 }  # fmt: skip
 PROFILES.update({f"brax/{name}": _BRAX for name in ("hopper", "halfcheetah", "walker2d", "ant")})
 
@@ -160,6 +207,27 @@ def generate_suite(
     return out
 
 
+def _generating_program(env, prof: SuiteProfile):
+    """The generating agent and its one-member online program, whose chunks are `snapshot_every` env steps."""
+    agent = AGENTS[prof.generator](**dict(prof.agent_settings)).configure(env.spec, prof.agent_steps)
+    agents = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32)[None], agent)
+    if prof.generator == "ppo":
+        spec = OnPolicy(prof.agent_steps, prof.snapshot_every, prof.num_envs, prof.record_envs)
+        program = build_program(agents, [spec], normalizer=Normalizer.identity(env.spec.obs_dim), eval_env=env,
+                                eval_episodes=1, env=env)  # fmt: skip
+    else:
+        program = build_online_program(agents, env, chunk_steps=prof.snapshot_every, num_envs=prof.num_envs,
+                                       batch_size=prof.batch_size, utd=prof.utd, learning_starts=prof.learning_starts,
+                                       buffer_size=prof.agent_steps, eval_episodes=1)  # fmt: skip
+    return agent, program
+
+
+def _machine() -> str:
+    """Where a suite was generated: its numbers depend on the machine's float rounding."""
+    device = jax.devices()[0]
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__} on {device.device_kind}"
+
+
 def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: Path, verbose: bool) -> None:
     info_path = out / "suite.json"
     log = print if verbose else (lambda *a, **k: None)
@@ -168,27 +236,15 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
     key = jax.random.PRNGKey(seed)
     agent_key, eval_key, collect_key = jax.random.split(key, 3)
 
-    # 1. Train the generating agent, snapshotting its policy; the buffer keeps every transition.
-    agent = SAC(hidden_dims=prof.hidden_dims).configure(env.spec, prof.agent_steps)
-    agents = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32)[None], agent)
-    program = build_online_program(
-        agents,
-        env,
-        chunk_steps=prof.snapshot_every,
-        num_envs=prof.num_envs,
-        batch_size=prof.batch_size,
-        utd=prof.utd,
-        learning_starts=prof.learning_starts,
-        buffer_size=prof.agent_steps,
-        eval_episodes=1,
-    )
+    # 1. Train the generating agent, snapshotting its policy; the buffer keeps what it collected.
+    agent, program = _generating_program(env, prof)
     state = program.init(agent_key[None])
     snapshots = []
     for c in range(prof.agent_steps // prof.snapshot_every):
         state, _ = program.chunk(state, c)
         snapshots.append(jax.tree.map(lambda x: x[0], state.agent))
     buffer = jax.tree.map(lambda x: x[0], state.buffer)
-    log(f"[{env_name}] trained the generating agent for {prof.agent_steps} steps ({time.perf_counter() - t0:.0f} s)")
+    log(f"[{env_name}] trained the generating {agent.name} for {prof.agent_steps} steps ({time.perf_counter() - t0:.0f} s)")
 
     # 2. Score every snapshot and the random policy.
     def policy_of(agent_state, deterministic):
@@ -212,14 +268,17 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
         f"[{env_name}] random {random_return:.1f}, medium {snapshot_returns[medium_idx]:.1f} (step {medium_steps}), expert {expert_return:.1f} (step {(expert_idx + 1) * prof.snapshot_every})"
     )
 
-    # 3. Collect the levels. The replay levels are the buffer in time order, one env after another.
+    # 3. Collect the levels. The replay levels are the recorded envs' transitions in time order, one env
+    # after another, each env's last (unfinished) episode closed with a timeout.
     def replay(n_steps):
-        rows = n_steps // prof.num_envs * prof.num_envs
-        data = jax.tree.map(lambda x: x[:rows], buffer.data)
-        data = jax.tree.map(
-            lambda x: jnp.swapaxes(x.reshape(rows // prof.num_envs, prof.num_envs, *x.shape[1:]), 0, 1).reshape(x.shape), data
-        )
-        return data.replace(timeouts=data.timeouts.at[-1].set(1.0 - data.terminals[-1]))
+        per_env, envs_ = n_steps // prof.num_envs, prof.recorded_envs
+
+        def per_env_order(x):
+            return jnp.swapaxes(x[: per_env * envs_].reshape(per_env, envs_, *x.shape[1:]), 0, 1)
+
+        data = jax.tree.map(per_env_order, buffer.data)
+        data = data.replace(timeouts=data.timeouts.at[:, -1].set(1.0 - data.terminals[:, -1]))
+        return jax.tree.map(lambda x: x.reshape(per_env * envs_, *x.shape[2:]), data)
 
     k_random, k_medium, k_expert = jax.random.split(collect_key, 3)
     n, ne = prof.transitions, prof.collect_envs
@@ -235,7 +294,7 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
         "env": env_name,
         "profile": profile,
         "seed": seed,
-        "generator": "SAC",
+        "generator": prof.generator,
         "format": SUITE_FORMAT,
         "ref_min_score": random_return,
         "ref_max_score": expert_return,
@@ -259,6 +318,7 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
                 "profile_settings": asdict(prof),
                 "snapshot_returns": snapshot_returns.tolist(),
                 "seconds": time.perf_counter() - t0,
+                "machine": _machine(),
             },
             indent=2,
         )

@@ -15,8 +15,10 @@ Measured:
        `algo.update(batch)` on its CPU device, with torch's default thread count and with 1 thread
        (`--torch-threads`); SAC-N and EDAC are both compared with d3rlpy's SAC with 10 critics (d3rlpy
        has no EDAC).
-  2. SAC online env steps/s on gymnax Pendulum-v1 (64x64, batch 256, 1 env, one update per env step)
-     through `build_online_program`, next to rejax's SAC with the same settings (if rejax is installed).
+  2. SAC and TD3 online env steps/s on gymnax Pendulum-v1 (64x64, batch 256, 1 env, one update per env
+     step) through `build_online_program`, next to rejax's with the same settings (if rejax is installed).
+  3. PPO env steps/s on Pendulum (64 envs) and brax hopper (2,048 envs), 1 and 8 seeds vmapped, next to
+     rejax's PPO with the same settings.
 
 Every measurement times whole chunks (one `lax.scan` each, or N d3rlpy updates) with
 `jax.block_until_ready`. The first call (compile + one chunk) is reported separately; throughput is the
@@ -87,8 +89,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "whatever the load)")  # fmt: skip
     add("--wait-quiet-total", type=float, metavar="S", help="the most the whole run spends waiting and re-running "
         "disturbed chunks (default 900, with --against 120); then it measures anyway")  # fmt: skip
-    add("--skip", nargs="*", default=[], choices=["offline", "multi", "d3rlpy", "sac", "rejax", "hlo"],
-        help="benchmarks to leave out (multi: the offline programs with more than one seed; hlo: accepted for old commands, "
+    add("--skip", nargs="*", default=[], choices=["offline", "multi", "d3rlpy", "sac", "ppo", "rejax", "hlo"],
+        help="benchmarks to leave out (sac: all online ones; ppo: the PPO ones; multi: the offline programs with more than one seed; hlo: accepted for old commands, "
         "the host round-trip check is tests/test_compiled.py now)")  # fmt: skip
     add("--against", metavar="REV", help="only time our offline IQL and online SAC, for this tree and for git revision REV "
         "(checked out into a temporary worktree), interleaved in one run")  # fmt: skip
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (2 if args.quick else 5)
     results: list[Result] = []
     notes: list[str] = []
-    theirs, default_threads, ratio = {}, None, None
+    theirs, default_threads, ratios = {}, None, []
     eval_env = envs.make("gymnax/Pendulum-v1")  # only needed to build the programs' evaluate; not timed
     if "offline" not in args.skip:
         chunk_seconds = args.chunk_seconds or (0.3 if args.quick else 1.5)
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         results += offline
         notes += offline_notes + report.offline_notes(offline, theirs, args.algos, default_threads)
     if "sac" not in args.skip:
-        online, ratio, online_notes = suite.bench_online(args, repeats, args.sac_chunk, args.learning_starts)
+        online, ratios, online_notes = suite.bench_online(args, repeats, args.sac_chunk, args.learning_starts)
         results += online
         notes += online_notes
     notes += report.run_notes(results, info["cores"], args.wait_quiet_total, time.perf_counter() - start, args.quick)
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = []
     if any(r.algo for r in results):
         parts.append(report.offline_table(results, theirs, args.algos, args.seeds, default_threads))
-    parts.append(report.table(results, ratio))
+    parts.append(report.table(results, ratios))
     body = "\n\n".join(parts)
     report.print_report(body, notes)
     if output is not None:

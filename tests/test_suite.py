@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxrl.data import load_dataset
-from jaxrl.suite import LEVELS, generate_suite, load_level
+from jaxrl.suite import LEVELS, SuiteProfile, generate_suite, load_level
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,48 @@ def test_deterministic_given_seed(tmp_path):
         np.testing.assert_array_equal(np.asarray(a.actions), np.asarray(b.actions))
 
 
+def _episode_lengths(data):
+    ends = np.flatnonzero(np.asarray(data.terminals, bool) | np.asarray(data.timeouts, bool))
+    return np.diff(np.concatenate([[-1], ends]))
+
+
+def _assert_rows_chain_within_episodes(data):
+    ends = np.asarray(data.terminals, bool) | np.asarray(data.timeouts, bool)
+    assert ends[-1]
+    chained = np.all(np.asarray(data.observations[1:]) == np.asarray(data.next_observations[:-1]), axis=1)
+    assert chained[~ends[:-1]].all()
+
+
+def test_ppo_generated_suite(tmp_path):
+    """A PPO suite: the generator is recorded, and the replay levels are the recorded envs' rollouts in
+    time order, one env after another, every env's last episode closed (Pendulum: 256 steps per env
+    make one 200-step episode and a 56-step remainder)."""
+    out = generate_suite("gymnax/Pendulum-v1", "smoke-ppo", seed=0, root=tmp_path, verbose=False)
+    info = json.loads((out / "suite.json").read_text())
+    assert info["generator"] == "ppo" and info["profile_settings"]["record_envs"] == 2 and info["machine"]
+    assert len(info["snapshot_returns"]) == 4  # 4,096 env steps, a snapshot every 1,024
+    full, meta = load_dataset(out / "full-replay.hdf5")
+    assert meta["generator"] == "ppo" and full.size == 2 * 4_096 // 16
+    assert list(_episode_lengths(full)) == [200, 56, 200, 56]
+    _assert_rows_chain_within_episodes(full)
+    medium_replay, _ = load_dataset(out / "medium-replay.hdf5")
+    per_env = info["medium_steps"] // 16
+    assert medium_replay.size == 2 * per_env
+    np.testing.assert_array_equal(np.asarray(medium_replay.observations[:per_env]), np.asarray(full.observations[:per_env]))
+    expert, _ = load_dataset(out / "expert.hdf5")
+    assert expert.size == 2_000 and np.abs(np.asarray(expert.actions)).max() <= 1.0
+
+
+def test_sac_replay_levels_close_every_env(default_suite):
+    """The SAC buffer's rows interleave its 8 envs; the replay levels put each env's steps in order."""
+    info = json.loads((default_suite / "suite.json").read_text())
+    medium_replay, _ = load_dataset(default_suite / "medium-replay.hdf5")
+    lengths = _episode_lengths(medium_replay)
+    per_env = info["medium_steps"] // 8
+    assert len(lengths) == 8 * -(-per_env // 200) and lengths.max() == 200
+    _assert_rows_chain_within_episodes(medium_replay)
+
+
 def test_second_call_uses_cache(default_suite):
     before = {p.name: p.stat().st_mtime_ns for p in default_suite.iterdir()}
     start = time.perf_counter()
@@ -60,6 +102,10 @@ def test_unknown_suite_names():
         generate_suite("brax/ant")
     with pytest.raises(ValueError, match="unknown suite profile 'huge'"):
         generate_suite("gymnax/Pendulum-v1", "huge")
+    with pytest.raises(ValueError, match="suite generator must be one of"):
+        SuiteProfile(agent_steps=1, snapshot_every=1, transitions=1, generator="dqn")
+    with pytest.raises(ValueError, match="a PPO suite needs record_envs in"):
+        SuiteProfile(agent_steps=1, snapshot_every=1, transitions=1, generator="ppo", num_envs=4, record_envs=0)
     with pytest.raises(ValueError, match="unknown dataset level 'medium_replay'"):
         load_level("gymnax/Pendulum-v1", "medium_replay")
 

@@ -232,7 +232,8 @@ def test_invalid_config_is_rejected_before_compiling(tmp_path, overrides, messag
 
 def test_unknown_algorithm():
     with pytest.raises(
-        ConfigError, match="unknown algorithm 'xql'; available: awac, bc, cql, dt, edac, iql, ppo, rebrac, riql, sac, sac-n, td3, td3bc"
+        ConfigError,
+        match="unknown algorithm 'xql'; available: awac, bc, cql, dt, edac, iql, ppo, rebrac, riql, sac, sac-n, td3, td3bc",
     ):
         make_agent("xql")
 

@@ -163,8 +163,14 @@ def worker(job: dict) -> None:
             job["quiet_wait"], None, hidden,
         )  # fmt: skip
     else:
-        result = ours.bench_sac_ours(
-            job["sac_chunk"], job["repeats"], job["learning_starts"], job["buffer_size"], job["batch_size"], job["quiet_wait"]
+        result = ours.bench_offpolicy_ours(
+            "sac",
+            job["sac_chunk"],
+            job["repeats"],
+            job["learning_starts"],
+            job["buffer_size"],
+            job["batch_size"],
+            job["quiet_wait"],
         )
     outside = sorted(
         f"{name}: {m.__file__}"

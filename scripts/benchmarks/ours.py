@@ -1,4 +1,5 @@
-"""Our programs: the offline workload (random transitions, every offline agent) and SAC online on Pendulum.
+"""Our programs: the offline workload (random transitions, every offline agent), SAC and TD3 online on
+Pendulum, and PPO on Pendulum and brax hopper.
 
 Only the library's public pieces are used (`build_offline_program`, `build_online_program`, agents,
 `envs`), so that `against.py` can run this module against another revision's `jaxrl`.
@@ -15,10 +16,15 @@ import numpy as np
 import envs
 from benchmarks.timing import Result, check_updates, time_program
 from jaxrl.agents import make_agent
-from jaxrl.agents.sac import SAC
 from jaxrl.data.dataset import Dataset, next_actions
 from jaxrl.sweep import stack_agents
 from jaxrl.trainer import build_offline_program, build_online_program
+
+try:
+    from jaxrl.phases import OnPolicy
+    from jaxrl.trainer import build_program
+except ImportError:  # revisions before PPO (`against.py` runs only SAC and IQL there)
+    OnPolicy = build_program = None
 
 try:
     from jaxrl.data.dataset import Normalizer
@@ -154,15 +160,16 @@ def bench_ours(
     return Result.of(name, config, timing, chunk_steps, members, unit, algo=algo, flops=flops)
 
 
-def sac_config(batch_size: int, chunk_steps: int) -> str:
+def offpolicy_config(batch_size: int, chunk_steps: int) -> str:
     return f"Pendulum-v1, 64x64, batch {batch_size}, 1 env, 1 update/env step, chunk {chunk_steps}"
 
 
-def bench_sac_ours(
-    chunk_steps: int, repeats: int, learning_starts: int, buffer_size: int, batch_size: int, quiet_wait: float
+def bench_offpolicy_ours(
+    algo: str, chunk_steps: int, repeats: int, learning_starts: int, buffer_size: int, batch_size: int, quiet_wait: float
 ) -> Result:
+    """Online `algo` ("sac" or "td3") on Pendulum, one env, one update per env step."""
     env = envs.make("gymnax/Pendulum-v1")
-    agent = SAC(hidden_dims=(64, 64)).configure(env.spec, 1_000_000)
+    agent = make_agent(algo, hidden_dims=(64, 64)).configure(env.spec, 1_000_000)
     program = build_online_program(
         stack_agents(agent, seeds(1)),
         env,
@@ -174,8 +181,57 @@ def bench_sac_ours(
         buffer_size=buffer_size,
         eval_episodes=1,
     )
+    label = f"{algo.upper()} (jaxrl)"
     states = jax.block_until_ready(program.init(member_keys(seeds(1))))
     # chunk 0 contains the `learning_starts` random steps; every later chunk makes one update per env step
-    timing = time_program(program.chunk, states, repeats, "SAC (jaxrl)", quiet_wait)
-    check_counter("SAC (jaxrl)", states, timing.state, timing.calls * chunk_steps - learning_starts)
-    return Result.of("SAC online, jaxrl", sac_config(batch_size, chunk_steps), timing, chunk_steps, 1, "env steps/s")
+    timing = time_program(program.chunk, states, repeats, label, quiet_wait)
+    check_counter(label, states, timing.state, timing.calls * chunk_steps - learning_starts)
+    return Result.of(
+        f"{algo.upper()} online, jaxrl", offpolicy_config(batch_size, chunk_steps), timing, chunk_steps, 1, "env steps/s"
+    )
+
+
+@dataclass(frozen=True)
+class PPOSetting:
+    """One PPO workload, given identically to ours and to rejax's."""
+
+    env: str
+    num_envs: int
+    rollout_length: int  # rejax's num_steps
+    epochs: int
+    num_minibatches: int
+    iterations_per_chunk: int
+    hidden_dims: tuple[int, ...] = (64, 64)
+
+    @property
+    def chunk_steps(self) -> int:
+        return self.num_envs * self.rollout_length * self.iterations_per_chunk
+
+    def describe(self, members: int) -> str:
+        plural = "s" if members > 1 else ""
+        return (
+            f"{self.env}, {self.num_envs} envs x {self.rollout_length} steps, {self.epochs} epochs x {self.num_minibatches} "
+            f"minibatches, 64x64 swish, obs normalisation, {members} seed{plural}, chunk {self.chunk_steps}"
+        )
+
+
+def bench_ppo_ours(setting: PPOSetting, members: int, repeats: int, quiet_wait: float) -> Result:
+    """`members` seeds of PPO vmapped in one on-policy program."""
+    env = envs.make(setting.env)
+    agent = make_agent(
+        "ppo",
+        policy_dims=setting.hidden_dims,
+        value_dims=setting.hidden_dims,
+        rollout_length=setting.rollout_length,
+        epochs=setting.epochs,
+        num_minibatches=setting.num_minibatches,
+    ).configure(env.spec, 1_000_000)
+    spec = OnPolicy(setting.chunk_steps, setting.chunk_steps, setting.num_envs)
+    program = build_program(stack_agents(agent, seeds(members)), [spec], normalizer=Normalizer.identity(env.spec.obs_dim),
+                            eval_env=env, eval_episodes=1, env=env)  # fmt: skip
+    label = f"PPO (jaxrl) {setting.env} x{members}"
+    states = jax.block_until_ready(program.init(member_keys(seeds(members))))
+    timing = time_program(program.chunk, states, repeats, label, quiet_wait)
+    check_counter(label, states, timing.state, timing.calls * setting.iterations_per_chunk)
+    unit = "env steps/s" if members == 1 else "member-env steps/s"
+    return Result.of(f"PPO {setting.env}, jaxrl", setting.describe(members), timing, setting.chunk_steps, members, unit)

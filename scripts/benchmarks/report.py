@@ -101,7 +101,7 @@ def offline_table(
     return "\n".join(rows)
 
 
-def table(results: list[Result], ratio: float | None) -> str:
+def table(results: list[Result], ratios: list[tuple[str, float]]) -> str:
     rows = [
         "| benchmark | setting | first call s (compile s) | steady-state throughput [min-max] | per program step | background load (cores) |",
         "|---|---|---|---|---|---|",
@@ -116,8 +116,8 @@ def table(results: list[Result], ratio: float | None) -> str:
         rows.append(
             f"| {r.name} | {r.config}; timed {timed} | {compile_note} | {fmt_throughput(r)} | {per_step} | {fmt_load(r)} |"
         )
-    if ratio is not None:
-        rows.append(f"| SAC jaxrl / rejax | same settings | | **{ratio:.2f}x** | | |")
+    for label, ratio in ratios:
+        rows.append(f"| {label}: jaxrl / rejax | same settings | | **{ratio:.2f}x** | | |")
     return "\n".join(rows)
 
 

@@ -1,11 +1,11 @@
-"""The two comparisons `bench.py` runs: every offline agent against d3rlpy, and SAC online against rejax."""
+"""The comparisons `bench.py` runs: every offline agent against d3rlpy, and SAC, TD3 and PPO online against rejax."""
 
 from __future__ import annotations
 
 from benchmarks.d3rlpy_side import D3rlpySide
 from benchmarks.machine import LoadMeter, matmul_gflops
-from benchmarks.ours import bench_ours, bench_sac_ours, calibrate, our_agent, random_arrays
-from benchmarks.rejax_side import bench_sac_rejax, rejax_notes
+from benchmarks.ours import PPOSetting, bench_offpolicy_ours, bench_ours, bench_ppo_ours, calibrate, our_agent, random_arrays
+from benchmarks.rejax_side import bench_offpolicy_rejax, bench_ppo_rejax, rejax_notes
 from benchmarks.timing import Result, nice, wait_quiet
 from jaxrl.data.dataset import Dataset
 
@@ -60,18 +60,50 @@ def bench_offline(args, repeats: int, chunk_seconds: float, eval_env) -> tuple[l
     return results, theirs, notes, default_threads
 
 
-def bench_online(args, repeats: int, sac_chunk: int, learning_starts: int) -> tuple[list[Result], float | None, list[str]]:
-    """SAC online, ours and (unless skipped) rejax's; returns the results, ours / rejax, and notes."""
+# PPO workloads: rejax's defaults on Pendulum (64 envs x 64 steps, 8 epochs x 16 minibatches), and the
+# brax-scale hopper one (2,048 envs) with the rollout shape of our `small` brax suites' generator.
+PPO_SETTINGS = (
+    PPOSetting("gymnax/Pendulum-v1", num_envs=64, rollout_length=64, epochs=8, num_minibatches=16, iterations_per_chunk=10),
+    PPOSetting("brax/hopper", num_envs=2048, rollout_length=32, epochs=4, num_minibatches=8, iterations_per_chunk=1),
+)
+PPO_QUICK = (
+    PPOSetting("gymnax/Pendulum-v1", num_envs=64, rollout_length=64, epochs=8, num_minibatches=16, iterations_per_chunk=2),
+    PPOSetting("brax/hopper", num_envs=256, rollout_length=8, epochs=1, num_minibatches=4, iterations_per_chunk=1),
+)
+
+
+def bench_online(
+    args, repeats: int, sac_chunk: int, learning_starts: int
+) -> tuple[list[Result], list[tuple[str, float]], list[str]]:
+    """SAC and TD3 on Pendulum, PPO on Pendulum and brax hopper with 1 and 8 seeds: ours and (unless skipped)
+    rejax's, each right after ours. Returns the results, (label, ours / rejax) pairs, and notes."""
+    results, ratios, notes = [], [], []
+
+    def pair(label, ours_fn, theirs_fn, *fn_args):
+        print(f"{label} (jaxrl)", flush=True)
+        wait_quiet(args.wait_quiet)
+        ours = ours_fn(*fn_args)
+        results.append(ours)
+        if "rejax" in args.skip:
+            return
+        print(f"{label} (rejax)", flush=True)
+        wait_quiet(args.wait_quiet)
+        theirs = theirs_fn(*fn_args)
+        if isinstance(theirs, str):
+            print(f"  {theirs}")
+            if theirs not in notes:
+                notes.append(theirs)
+            return
+        results.append(theirs)
+        ratios.append((label, ours.rate / theirs.rate))
+
     settings = (sac_chunk, repeats, learning_starts, args.buffer_size, args.batch_size, args.wait_quiet)
-    print("SAC online (jaxrl)", flush=True)
-    wait_quiet(args.wait_quiet)
-    ours = bench_sac_ours(*settings)
-    if "rejax" in args.skip:
-        return [ours], None, []
-    print("SAC online (rejax)", flush=True)
-    wait_quiet(args.wait_quiet)
-    theirs = bench_sac_rejax(*settings)
-    if isinstance(theirs, str):
-        print(f"  {theirs}")
-        return [ours], None, [theirs]
-    return [ours, theirs], ours.rate / theirs.rate, rejax_notes(learning_starts, args.buffer_size)
+    for algo in ("sac", "td3"):
+        pair(f"{algo.upper()} online", bench_offpolicy_ours, bench_offpolicy_rejax, algo, *settings)
+    if "ppo" not in args.skip:
+        for setting in PPO_QUICK if args.quick else PPO_SETTINGS:
+            for members in (1, 8):
+                pair(f"PPO {setting.env} x{members}", bench_ppo_ours, bench_ppo_rejax, setting, members, repeats, args.wait_quiet)
+    if ratios:
+        notes += rejax_notes(learning_starts, args.buffer_size)
+    return results, ratios, notes
