@@ -64,7 +64,8 @@ table-offline: install
 	$(BIN)/python scripts/table.py experiments/tables/offline_pendulum.yaml $(if $(SUITE),--suite $(SUITE)) $(if $(ENV),--env $(ENV))
 
 # RIQL Tables 1 and 2 (random / adversarial corruption) on the Pendulum suite, with the paper's claims checked.
-# ARGS=--full: paper scale on the brax full medium-replay suites (for a GPU).
+# ARGS=--hopper: the same tables on the brax hopper small suite (CPU); ARGS=--full: paper scale on the brax
+# full medium-replay suites (for a GPU).
 reproduce-riql: install
 	$(BIN)/python scripts/reproduce_riql.py $(ARGS)
 

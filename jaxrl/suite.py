@@ -56,6 +56,10 @@ class SuiteProfile:
     learning_starts: int = 1000  # SAC: uniform random actions before it starts learning
     batch_size: int = 256  # SAC
     record_envs: int = 0  # PPO: envs whose rollouts make the replay levels
+    # Snapshots are scored, and medium/expert collected, with the policy's mean action (PPO's and brax's
+    # evaluation convention) rather than a sample (as D4RL's SAC data): a PPO hopper that hops at 1,500
+    # with its mean action falls at 800 with its exploration noise.
+    deterministic: bool = False
     medium_fraction: float = 0.5  # medium = the snapshot closest to this fraction of the expert score
     eval_episodes: int = 20
     collect_envs: int = 100  # envs stepped in parallel while collecting
@@ -97,6 +101,7 @@ PROFILES: dict[str, dict[str, SuiteProfile]] = {
             agent_settings=(("policy_dims", (16, 16)), ("value_dims", (16, 16)), ("rollout_length", 16), ("num_minibatches", 4)),
             num_envs=16,
             record_envs=2,
+            deterministic=True,
             eval_episodes=2,
             collect_envs=4,
         ),
@@ -110,13 +115,14 @@ PROFILES: dict[str, dict[str, SuiteProfile]] = {
 # are cheap on a CPU where SAC's updates are not (its measured returns and times: README). "smoke"
 # only checks the pipeline.
 _PPO_SMALL = SuiteProfile(
-    agent_steps=19_660_800,
+    agent_steps=24_576_000,  # 1,500 PPO updates of 512 envs x 32 steps: about 20 min on 2 cores
     snapshot_every=983_040,
     transitions=100_000,
     generator="ppo",
     agent_settings=(("rollout_length", 32), ("num_minibatches", 8), ("gamma", 0.99)),
     num_envs=512,
-    record_envs=4,
+    record_envs=16,  # replay levels: 16 envs' 48k steps each (full-replay ~768k transitions)
+    deterministic=True,
     medium_fraction=1 / 3,
     eval_episodes=10,
     collect_envs=100,
@@ -224,8 +230,11 @@ def _generating_program(env, prof: SuiteProfile):
 
 def _machine() -> str:
     """Where a suite was generated: its numbers depend on the machine's float rounding."""
-    device = jax.devices()[0]
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__} on {device.device_kind}"
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {os.cpu_count()} CPUs, jax {jax.__version__} on {jax.devices()[0].device_kind}"
 
 
 def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: Path, verbose: bool) -> None:
@@ -255,7 +264,9 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
 
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *snapshots)
     score = jax.jit(
-        jax.vmap(lambda s, k: evaluate_policy(env, policy_of(s, False), k, prof.eval_episodes).mean(), in_axes=(0, None))
+        jax.vmap(
+            lambda s, k: evaluate_policy(env, policy_of(s, prof.deterministic), k, prof.eval_episodes).mean(), in_axes=(0, None)
+        )
     )
     snapshot_returns = np.asarray(score(stacked, eval_key))
     random_return = float(jax.jit(lambda k: evaluate_policy(env, random_policy, k, prof.eval_episodes).mean())(eval_key))
@@ -284,8 +295,8 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
     n, ne = prof.transitions, prof.collect_envs
     datasets = {
         "random": collect(env, random_policy, k_random, n, ne),
-        "medium": collect(env, policy_of(snapshots[medium_idx], False), k_medium, n, ne),
-        "expert": collect(env, policy_of(snapshots[expert_idx], False), k_expert, n, ne),
+        "medium": collect(env, policy_of(snapshots[medium_idx], prof.deterministic), k_medium, n, ne),
+        "expert": collect(env, policy_of(snapshots[expert_idx], prof.deterministic), k_expert, n, ne),
         "medium-replay": replay(medium_steps),
         "full-replay": replay(prof.agent_steps),
     }

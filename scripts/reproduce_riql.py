@@ -1,6 +1,7 @@
 """RIQL's Tables 1 and 2 (random and adversarial corruption) with one command.
 
 python scripts/reproduce_riql.py            # CPU scale: the Pendulum suite (about an hour on 2 cores)
+python scripts/reproduce_riql.py --hopper   # the same tables on the brax hopper `small` suite (CPU)
 python scripts/reproduce_riql.py --full     # paper scale on the brax `full` medium-replay suites (a GPU)
 
 Each table is written to runs/tables/<name>/table.md with table.png and the verdict on the paper's
@@ -22,10 +23,17 @@ TABLES = Path(__file__).parent.parent / "experiments" / "tables"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="paper scale on the brax suites instead of Pendulum")
+    parser.add_argument("--hopper", action="store_true", help="the CPU-scale tables on the brax hopper `small` suite")
     add_arguments(parser)
     args = parser.parse_args()
+    if args.full and args.hopper:
+        parser.error("--full and --hopper are two different scales; give one")
     scale = "brax" if args.full else "pendulum"
-    run_specs([str(TABLES / f"riql_{mode}_{scale}.yaml") for mode in ("random", "adversarial")], args)
+    rename = None
+    if args.hopper:
+        args.env, args.suite = args.env or "brax/hopper", args.suite or "small"
+        rename = lambda name: name.replace("pendulum", f"{args.env.split('/')[-1]}-{args.suite}")  # noqa: E731
+    run_specs([str(TABLES / f"riql_{mode}_{scale}.yaml") for mode in ("random", "adversarial")], args, rename)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output directory (default runs/tables/<name>)")
 
 
-def run_specs(paths: list[str], args: argparse.Namespace) -> None:
-    """Load every spec first (so a typo fails before hours of training), then run them in order."""
+def run_specs(paths: list[str], args: argparse.Namespace, rename=None) -> None:
+    """Load every spec first (so a typo fails before hours of training), then run them in order;
+    `rename(name)` names the tables of specs run on other settings than their own."""
     try:
         overrides = {k: getattr(args, k) for k in ("suite", "env", "seeds", "steps") if getattr(args, k)}
         specs = [dataclasses.replace(TableSpec.load(path), **overrides) for path in paths]
+        if rename is not None:
+            specs = [dataclasses.replace(spec, name=rename(spec.name)) for spec in specs]
         for spec in specs:
             out = (
                 Path(args.out) / spec.name
