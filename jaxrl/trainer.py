@@ -265,6 +265,17 @@ def build_online_program(
                          eval_episodes=eval_episodes, env=env)  # fmt: skip
 
 
+def build_on_policy_program(
+    agents, env, *, chunk_steps: int, num_envs: int, eval_episodes: int, steps: int | None = None, record_envs: int = 0
+) -> Program:
+    """On-policy training from scratch (PPO), one phase: each iteration rolls `num_envs` envs for the agent's
+    `rollout_length` steps, then updates once from the rollout; `record_envs` of them are kept in the
+    state's buffer (see `OnPolicy`). `steps` sizes that buffer (default: one chunk)."""
+    spec = OnPolicy(steps or chunk_steps, chunk_steps, num_envs, record_envs)
+    return build_program(agents, [spec], normalizer=Normalizer.identity(env.spec.obs_dim), eval_env=env,
+                         eval_episodes=eval_episodes, env=env)  # fmt: skip
+
+
 def restore(program: Program, members: list[dict], checkpointer: Checkpointer, step: int | None = None):
     """(step, states) from a checkpoint of `program`'s run (the latest unless `step`), sharded like a fresh init."""
     step = checkpointer.latest_step() if step is None else step

@@ -21,10 +21,9 @@ from jaxrl.sweep import stack_agents
 from jaxrl.trainer import build_offline_program, build_online_program
 
 try:
-    from jaxrl.phases import OnPolicy
-    from jaxrl.trainer import build_program
+    from jaxrl.trainer import build_on_policy_program
 except ImportError:  # revisions before PPO (`against.py` runs only SAC and IQL there)
-    OnPolicy = build_program = None
+    build_on_policy_program = None
 
 try:
     from jaxrl.data.dataset import Normalizer
@@ -211,7 +210,7 @@ class PPOSetting:
         plural = "s" if members > 1 else ""
         return (
             f"{self.env}, {self.num_envs} envs x {self.rollout_length} steps, {self.epochs} epochs x {self.num_minibatches} "
-            f"minibatches, 64x64 swish, obs normalisation, {members} seed{plural}, chunk {self.chunk_steps}"
+            f"minibatches, {'x'.join(map(str, self.hidden_dims))} swish, obs normalisation, {members} seed{plural}, chunk {self.chunk_steps}"
         )
 
 
@@ -226,9 +225,9 @@ def bench_ppo_ours(setting: PPOSetting, members: int, repeats: int, quiet_wait: 
         epochs=setting.epochs,
         num_minibatches=setting.num_minibatches,
     ).configure(env.spec, 1_000_000)
-    spec = OnPolicy(setting.chunk_steps, setting.chunk_steps, setting.num_envs)
-    program = build_program(stack_agents(agent, seeds(members)), [spec], normalizer=Normalizer.identity(env.spec.obs_dim),
-                            eval_env=env, eval_episodes=1, env=env)  # fmt: skip
+    program = build_on_policy_program(
+        stack_agents(agent, seeds(members)), env, chunk_steps=setting.chunk_steps, num_envs=setting.num_envs, eval_episodes=1
+    )
     label = f"PPO (jaxrl) {setting.env} x{members}"
     states = jax.block_until_ready(program.init(member_keys(seeds(members))))
     timing = time_program(program.chunk, states, repeats, label, quiet_wait)
