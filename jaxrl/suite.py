@@ -109,33 +109,41 @@ PROFILES: dict[str, dict[str, SuiteProfile]] = {
         "default": SuiteProfile(agent_steps=400_000, snapshot_every=8_000, transitions=100_000),
     },
 }
+
+
 # Brax locomotion. "full" is D4RL's recipe (SAC for 1M env steps, medium at a third of the expert, 1M
 # transitions per level), for a GPU. "small" is sized for a 2-core CPU: PPO, whose thousands of envs
 # are cheap on a CPU where SAC's updates are not (its measured returns and times: README). "smoke"
 # only checks the pipeline.
-_PPO_SMALL = SuiteProfile(
-    agent_steps=24_576_000,  # 1,500 PPO updates of 512 envs x 32 steps: 21 min on 2 cores
-    snapshot_every=983_040,
-    transitions=100_000,
-    generator="ppo",
-    agent_settings=(("rollout_length", 32), ("num_minibatches", 8), ("gamma", 0.99)),
-    num_envs=512,
-    record_envs=16,  # replay levels: 16 envs' 48k steps each (full-replay ~768k transitions)
-    deterministic=True,
-    medium_fraction=1 / 3,
-    eval_episodes=10,
-    collect_envs=100,
+def _ppo_small(agent_steps: int, snapshot_every: int = 491_520) -> SuiteProfile:
+    """PPO with 512 envs x 32 steps per update (4 epochs of 8 minibatches), sized per env to 30 minutes."""
+    return SuiteProfile(
+        agent_steps=agent_steps,
+        snapshot_every=snapshot_every,
+        transitions=100_000,
+        generator="ppo",
+        agent_settings=(("rollout_length", 32), ("num_minibatches", 8), ("gamma", 0.99)),
+        num_envs=512,
+        record_envs=16,  # replay levels: 16 of the 512 envs' transitions (1/32 of what PPO collected)
+        deterministic=True,
+        medium_fraction=1 / 3,
+        eval_episodes=10,
+        collect_envs=100,
+    )
+
+
+# Each env's budget is what fits in about 30 min on 2 cores: the generating PPO ran at 13.9k (hopper),
+# 10.3k (walker2d), 5.6k (ant) and 4.4k (halfcheetah) env steps/s on a 2-core Xeon (README's table).
+_SMALL_STEPS = {"hopper": (24_576_000, 983_040), "walker2d": (17_203_200,), "ant": (8_847_360,), "halfcheetah": (7_372_800,)}
+_SMOKE = SuiteProfile(agent_steps=2_000, snapshot_every=1_000, transitions=2_000,
+                      agent_settings=(("hidden_dims", (16, 16)),), num_envs=4, utd=0.25, eval_episodes=2,
+                      collect_envs=4, learning_starts=500, batch_size=32)  # fmt: skip
+_FULL = SuiteProfile(agent_steps=1_000_000, snapshot_every=20_000, transitions=1_000_000,
+                     agent_settings=(("hidden_dims", (256, 256)),), num_envs=16, utd=1.0, medium_fraction=1 / 3,
+                     eval_episodes=10, collect_envs=1000, learning_starts=10_000)  # fmt: skip
+PROFILES.update(
+    {f"brax/{name}": {"full": _FULL, "small": _ppo_small(*steps), "smoke": _SMOKE} for name, steps in _SMALL_STEPS.items()}
 )
-_BRAX = {
-    "full": SuiteProfile(agent_steps=1_000_000, snapshot_every=20_000, transitions=1_000_000,
-                         agent_settings=(("hidden_dims", (256, 256)),), num_envs=16, utd=1.0, medium_fraction=1 / 3,
-                         eval_episodes=10, collect_envs=1000, learning_starts=10_000),
-    "small": _PPO_SMALL,
-    "smoke": SuiteProfile(agent_steps=2_000, snapshot_every=1_000, transitions=2_000,
-                          agent_settings=(("hidden_dims", (16, 16)),), num_envs=4, utd=0.25, eval_episodes=2,
-                          collect_envs=4, learning_starts=500, batch_size=32),
-}  # fmt: skip
-PROFILES.update({f"brax/{name}": _BRAX for name in ("hopper", "halfcheetah", "walker2d", "ant")})
 
 
 def suite_dir(env_name: str, profile: str, seed: int, root: Path | None = None) -> Path:
@@ -247,9 +255,12 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
     agent, program = _generating_program(env, prof)
     state = program.init(agent_key[None])
     snapshots = []
-    for c in range(prof.agent_steps // prof.snapshot_every):
+    num_snapshots = prof.agent_steps // prof.snapshot_every
+    for c in range(num_snapshots):
         state, _ = program.chunk(state, c)
         snapshots.append(jax.tree.map(lambda x: x[0], state.agent))
+        # a brax `small` suite trains for up to half an hour: say how far it is (the chunk has synced anyway)
+        log(f"[{env_name}] snapshot {c + 1}/{num_snapshots} at {time.perf_counter() - t0:.0f} s", flush=True)
     buffer = jax.tree.map(lambda x: x[0], state.buffer)
     log(f"[{env_name}] trained the generating {agent.name} for {prof.agent_steps} steps ({time.perf_counter() - t0:.0f} s)")
 
