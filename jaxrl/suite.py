@@ -134,16 +134,19 @@ def _ppo_small(agent_steps: int, snapshot_every: int = 491_520) -> SuiteProfile:
 
 # Each env's budget is what fits in about 30 min on 2 cores: the generating PPO ran at 13.9k (hopper),
 # 10.3k (walker2d), 5.6k (ant) and 4.4k (halfcheetah) env steps/s on a 2-core Xeon (README's table).
-_SMALL_STEPS = {"hopper": (24_576_000, 983_040), "walker2d": (17_203_200,), "ant": (8_847_360,), "halfcheetah": (7_372_800,)}
+_SMALL = {
+    "hopper": _ppo_small(24_576_000, snapshot_every=983_040),
+    "walker2d": _ppo_small(17_203_200),
+    "ant": _ppo_small(8_847_360),
+    "halfcheetah": _ppo_small(7_372_800),
+}
 _SMOKE = SuiteProfile(agent_steps=2_000, snapshot_every=1_000, transitions=2_000,
                       agent_settings=(("hidden_dims", (16, 16)),), num_envs=4, utd=0.25, eval_episodes=2,
                       collect_envs=4, learning_starts=500, batch_size=32)  # fmt: skip
 _FULL = SuiteProfile(agent_steps=1_000_000, snapshot_every=20_000, transitions=1_000_000,
                      agent_settings=(("hidden_dims", (256, 256)),), num_envs=16, utd=1.0, medium_fraction=1 / 3,
                      eval_episodes=10, collect_envs=1000, learning_starts=10_000)  # fmt: skip
-PROFILES.update(
-    {f"brax/{name}": {"full": _FULL, "small": _ppo_small(*steps), "smoke": _SMOKE} for name, steps in _SMALL_STEPS.items()}
-)
+PROFILES.update({f"brax/{name}": {"full": _FULL, "small": small, "smoke": _SMOKE} for name, small in _SMALL.items()})
 
 
 def suite_dir(env_name: str, profile: str, seed: int, root: Path | None = None) -> Path:
