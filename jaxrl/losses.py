@@ -88,3 +88,44 @@ def clipped_surrogate(log_ratio, advantages, epsilon: float):
     """PPO's clipped objective to maximise, elementwise: min(rho A, clip(rho, 1 - eps, 1 + eps) A)."""
     ratio = jnp.exp(log_ratio)
     return jnp.minimum(ratio * advantages, jnp.clip(ratio, 1.0 - epsilon, 1.0 + epsilon) * advantages)
+
+
+def random_subset_min(q, key, size: int):
+    """REDQ's target: the minimum over `size` distinct members drawn at random from the ensemble axis of
+    `q` [K, ...] (one subset for the whole batch, as the reference draws it per update)."""
+    members = jax.random.choice(key, q.shape[0], (size,), replace=False)
+    return q[members].min(axis=0)
+
+
+def q_smoothness(q_perturbed, q, tau: float):
+    """RO2O's Q-smoothness term: with diff = Q_i(s + delta_j, a) - Q_i(s, a), the asymmetric square
+    (1 - tau) relu(diff)^2 + tau min(diff, 0)^2 averaged over critics, maximised over the perturbations j,
+    averaged over the batch. `q_perturbed` [K, n, B], `q` [K, B]; tau < 0.5 penalises rises more than falls."""
+    diff = q_perturbed - q[:, None]
+    asymmetric = (1.0 - tau) * jnp.maximum(diff, 0.0) ** 2 + tau * jnp.minimum(diff, 0.0) ** 2
+    return asymmetric.mean(axis=0).max(axis=0).mean()
+
+
+def uncertainty_target(q, weight):
+    """RO2O's OOD target: Q_i - weight * std_i Q over the ensemble axis (unbiased, as torch's std),
+    detached, so regressing Q_i to it pushes each member down by weight times the ensemble's spread."""
+    return jax.lax.stop_gradient(q - weight * q.std(axis=0, ddof=1))
+
+
+def symmetric_gaussian_kl(mean_p, log_std_p, mean_q, log_std_q):
+    """KL(p || q) + KL(q || p) of diagonal Gaussians, summed over the last axis: the sum of the two
+    variance ratios and the squared mean gap over both variances, minus 1 per dimension, halved."""
+    var_p, var_q = jnp.exp(2.0 * log_std_p), jnp.exp(2.0 * log_std_q)
+    gap = (mean_p - mean_q) ** 2
+    return 0.5 * jnp.sum(var_p / var_q + var_q / var_p + gap / var_q + gap / var_p - 2.0, axis=-1)
+
+
+def linear_schedule(start, decay, end, step):
+    """start - decay * step, but never past `end` (RO2O's uncertainty weight: 1.0 down to 0.1)."""
+    return jnp.maximum(start - decay * step, end)
+
+
+def calibrated(q_policy, reference_value):
+    """Cal-QL's bound: Q values of policy actions floored at the reference value V(s) of their state
+    (the data's Monte Carlo return-to-go). `q_policy` [..., B], `reference_value` [B]."""
+    return jnp.maximum(q_policy, reference_value)

@@ -25,6 +25,9 @@ class Dataset:
     # a' of the following row where that row continues the episode, else a (ReBRAC's critic penalty).
     # Filled in by `load_dataset`; None for replay buffers and hand-built datasets.
     next_actions: jax.Array | None = None
+    # Discounted Monte Carlo return-to-go of each row within its episode (Cal-QL's reference value),
+    # in the agent's reward scale. Filled in by `jaxrl.returns` for agents that use it; else None.
+    mc_returns: jax.Array | None = None
 
     @property
     def size(self) -> int:
