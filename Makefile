@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install install-cuda demo test test-all test-numerics lint format bench datasets table-offline reproduce-riql clean
+.PHONY: install install-cuda demo test test-all test-numerics lint format bench datasets table-offline reproduce-riql reproduce-ro2o clean
 
 install: $(STAMP)
 
@@ -68,6 +68,10 @@ table-offline: install
 # full medium-replay suites (for a GPU).
 reproduce-riql: install
 	$(BIN)/python scripts/reproduce_riql.py $(ARGS)
+
+# RO2O's offline-to-online comparison (experiments/tables/ro2o_*.yaml); ARGS=--full for the GPU-scale spec.
+reproduce-ro2o: install
+	$(BIN)/python scripts/reproduce_ro2o.py $(ARGS)
 
 datasets: install
 	$(BIN)/python scripts/make_datasets.py --env gymnax/Pendulum-v1

@@ -22,6 +22,7 @@ from flax import struct
 
 from jaxrl.buffer import ReplayBuffer
 from jaxrl.data.dataset import Dataset, Normalizer
+from jaxrl.returns import PENDING, EpisodeReturns
 from jaxrl.sources import DatasetSource, Mix
 
 BUFFER_POLICIES = ("keep", "mix", "discard")
@@ -43,6 +44,7 @@ class OnlineState:
     env_state: Any
     obs: jax.Array  # the envs' current raw observations
     key: jax.Array
+    episodes: Any = None  # EpisodeReturns of agents that use returns-to-go (their buffer has the column)
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def learn(agent, agent_state, source, keys, steps, batch_size: int):
 
     def one(agent_state, inputs):
         (batch_key, update_key), step = inputs
-        return agent.update_at(agent_state, source.sample(batch_key, batch_size), update_key, step)
+        return agent.update_at(agent_state, source.sample(batch_key, agent.rows_per_update(batch_size)), update_key, step)
 
     return jax.lax.scan(one, agent_state, (keys, steps))
 
@@ -211,6 +213,7 @@ def _start_envs(agent, seed_key, agent_state, pretrained: bool, env, num_envs: i
     `pretrained`, which takes its own key stream so a warm start and the end of an offline phase continue alike."""
     if pretrained:
         _, reset_key, key = jax.random.split(jax.random.fold_in(seed_key, _ONLINE_KEY), 3)
+        agent_state = agent.enter_online(agent_state)
     else:
         init_key, reset_key, key = jax.random.split(seed_key, 3)
         agent_state = agent.init(init_key)
@@ -218,17 +221,26 @@ def _start_envs(agent, seed_key, agent_state, pretrained: bool, env, num_envs: i
     return agent_state, obs, env_state, key
 
 
+def _phase_dataset(agent, data):
+    """The dataset as an online phase's batches have it: with returns-to-go only for an agent that uses them."""
+    dataset = data["dataset"]
+    if dataset is not None and not agent.uses_returns_to_go:
+        dataset = dataset.replace(mc_returns=None)
+    return dataset
+
+
 def online_start(spec: Online, env, normalizer: Normalizer, pretrained: bool):
     spec_env = env.spec
 
     def start(agent, seed_key, agent_state, data):
         agent_state, obs, env_state, key = _start_envs(agent, seed_key, agent_state, pretrained, env, spec.num_envs, data)
-        dataset = data["dataset"]
+        dataset = _phase_dataset(agent, data)
         capacity = spec.buffer_size + (dataset.size if spec.buffer == "keep" else 0)
-        buffer = ReplayBuffer.create(capacity, spec_env.obs_dim, spec_env.action_dim)
+        buffer = ReplayBuffer.create(capacity, spec_env.obs_dim, spec_env.action_dim, mc_returns=agent.uses_returns_to_go)
         if spec.buffer == "keep":
             buffer = buffer.add(dataset)
-        return OnlineState(agent_state, normalizer, buffer, env_state, obs, key)
+        episodes = EpisodeReturns.create(spec.num_envs, spec_env.max_episode_steps) if agent.uses_returns_to_go else None
+        return OnlineState(agent_state, normalizer, buffer, env_state, obs, key, episodes)
 
     return start
 
@@ -251,11 +263,18 @@ def online_chunk(spec: Online, env, first_update: int, pretrained: bool):
                 data["collect_params"],
                 env_steps < spec.learning_starts if act_randomly else None,
             )
-            buffer = state.buffer.add(stored)
+            episodes = state.episodes
+            if episodes is None:
+                buffer = state.buffer.add(stored)
+            else:  # stored pending; the episode's returns are written back into its rows when it ends
+                rows = state.buffer.rows_of_next(num_envs)
+                buffer = state.buffer.add(stored.replace(mc_returns=jnp.full_like(stored.rewards, PENDING)))
+                done = (stored.terminals + stored.timeouts) > 0
+                episodes, buffer = episodes.record(buffer, rows, stored.rewards, done, agent.gamma)
             source = buffer
             if spec.buffer == "mix":
                 fractions = jnp.asarray([spec.offline_fraction, 1.0 - spec.offline_fraction])
-                source = Mix((DatasetSource(data["dataset"]), buffer), fractions)
+                source = Mix((DatasetSource(_phase_dataset(agent, data)), buffer), fractions)
 
             def updates(agent_state):
                 keys = jax.vmap(jax.random.split)(jax.random.split(update_key, upi))
@@ -268,9 +287,8 @@ def online_chunk(spec: Online, env, first_update: int, pretrained: bool):
             learning = env_steps + num_envs > spec.learning_starts
             agent_state, metrics = jax.lax.cond(learning, updates, skip, state.agent)
             metrics["updates"] = learning * upi
-            episodes = _finished_episodes(info)
-            state = state.replace(agent=agent_state, buffer=buffer, env_state=env_state, obs=obs, key=key)
-            return state, (metrics, episodes)
+            state = state.replace(agent=agent_state, buffer=buffer, env_state=env_state, obs=obs, key=key, episodes=episodes)
+            return state, (metrics, _finished_episodes(info))
 
         state, (metrics, (return_sums, counts)) = jax.lax.scan(iteration, state, jnp.arange(iterations))
         # Average over the iterations that made updates; NaN (not a fake 0) when none did. A NaN

@@ -1,10 +1,15 @@
 """Paper-style result tables: algorithms x rows, each cell one vmapped program over seeds.
 
 A table spec (YAML, see experiments/tables/) names the environment, the rows (dataset levels, or named
-rows of TrainConfig overrides such as a corruption), the algorithms with their settings (optionally per
-row), the seeds, the steps and the paper claims to check. `run_table` trains every cell, writes
-`table.md` (mean +- std of the final normalised score over seeds), `table.png` and `cells.jsonl`
-under the output directory, and reuses finished cells when run again.
+rows of TrainConfig overrides such as a corruption), the columns with their settings (optionally per
+row; a column runs the algorithm of its name, or of its `algo:` setting), the seeds, the steps and the
+paper claims to check. `run_table` trains every cell, writes `table.md` (mean +- std of the final
+normalised score over seeds), `table.png` and `cells.jsonl` under the output directory, and reuses
+finished cells when run again.
+
+Offline-to-online cells also record, per seed, the scores around the switch (`reporting.switch_scores`:
+offline, first online, dip, final); their table shows offline -> final and the dip relative to the
+offline score, and `curves-<row>.png` plots every column's score across the switch.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 import yaml
 
 from jaxrl.agents import ConfigError, make_agent
+from jaxrl.reporting import SWITCH_COLUMNS, switch_scores
 from jaxrl.trainer import TrainingDiverged
 
 
@@ -77,6 +83,7 @@ def _cell_config(spec: TableSpec, algo: str, row: str, out: Path):
 
     settings = dict(spec.algorithms[algo] or {})
     per_row = settings.pop("rows", {}) or {}
+    name = settings.pop("algo", algo)
     fields = _merge(_merge(_merge({"env": spec.env, "suite": spec.suite}, spec.common), spec.row_settings()[row]), settings)
     fields = _merge(fields, per_row.get(row, {}))
     hyperparameters = dict(fields.pop("agent", {}) or {})
@@ -86,9 +93,23 @@ def _cell_config(spec: TableSpec, algo: str, row: str, out: Path):
     if suite_dir.is_dir():  # a directory of D4RL-layout files: the row's level names the file
         fields["dataset"] = str(suite_dir / f"{fields.get('dataset', row)}.hdf5")
         fields["suite"] = "default"
-    run_dir = out / "runs" / f"{algo}-{row}".replace(" ", "_").replace("/", "_")
-    return TrainConfig(agent=make_agent(algo, **hyperparameters), seeds=spec.seeds, steps=spec.steps,
-                       run_dir=str(run_dir), **{"progress": False, **fields})  # fmt: skip
+    run_dir = out / "runs" / _slug(f"{algo}-{row}")
+    fields = {"progress": False, "seeds": spec.seeds, "steps": spec.steps, **fields}  # a column may set its own steps
+    return TrainConfig(agent=make_agent(name, **hyperparameters), run_dir=str(run_dir), **fields)
+
+
+def _slug(name: str) -> str:
+    return name.replace(" ", "_").replace("/", "_")
+
+
+def _metric(final_rows) -> str:
+    return "normalized_score" if final_rows and "normalized_score" in final_rows[0] else "eval_return"
+
+
+def _metric_rows(cfg) -> list[dict]:
+    """The metrics rows a cell's run wrote (every chunk's, with its evaluations)."""
+    path = Path(cfg.run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _digest(cfg) -> str:
@@ -130,6 +151,9 @@ def run_table(spec: TableSpec, out: Path, only: list[str] | None = None, log=pri
         scores = [r.get("normalized_score", r["eval_return"]) for r in result.final_rows]
         cell = {"algo": algo, "row": row, "scores": scores, "mean": float(np.mean(scores)),
                 "std": float(np.std(scores)), "seconds": time.perf_counter() - start, "config": _digest(cfg)}  # fmt: skip
+        if cfg.resolved_regime == "offline-to-online":
+            switch = switch_scores(_metric_rows(cfg), _metric(result.final_rows), cfg.steps, cfg.online_steps)
+            cell["switch"] = {c: [switch[m][c] for m in sorted(switch)] for c in SWITCH_COLUMNS}
         done[(algo, row)] = cell
         with cells_path.open("a") as f:
             f.write(json.dumps(cell) + "\n")
@@ -138,6 +162,9 @@ def run_table(spec: TableSpec, out: Path, only: list[str] | None = None, log=pri
     claims = check_claims(spec, done)
     (out / "table.md").write_text(table + "\n" + ("\n" + claims + "\n" if claims else ""))
     plot_table(spec, done, algos, out / "table.png")
+    if any("switch" in cell for cell in done.values()):
+        for row in spec.row_settings():
+            plot_switch_curves(spec, row, {a: configs[(a, row)] for a in algos}, out / f"curves-{_slug(row)}.png")
     return table + ("\n\n" + claims if claims else "")
 
 
@@ -148,20 +175,49 @@ def row_averages(spec: TableSpec, cells: dict, algos) -> dict[str, float | None]
     return {a: float(np.mean([cells[(a, r)]["mean"] for r in rows])) if all((a, r) in ok for r in rows) else None for a in algos}
 
 
+def _dips(spec: TableSpec, cells: dict, algo: str) -> list[np.ndarray] | None:
+    """Per row, the seeds' dips relative to their offline scores (dip - offline); None if a cell has none."""
+    rows = [cells.get((algo, r), {}).get("switch") for r in spec.row_settings()]
+    if any(r is None for r in rows):
+        return None
+    return [np.asarray(r["dip"]) - np.asarray(r["offline"]) for r in rows]
+
+
+def _claim_verdict(spec: TableSpec, cells: dict, claim: dict) -> str:
+    """One claim's verdict. Kinds: {best, among}: `best` has the highest row average of the final scores;
+    {no_dip}: in every row the algorithm's mean dip stays within one std (over seeds) of its offline score;
+    {smaller_dip, than}: the first's dip, averaged over rows, is smaller than the second's."""
+    if "no_dip" in claim:
+        algo = claim["no_dip"]
+        dips = _dips(spec, cells, algo)
+        if dips is None:
+            return f"undecided ({algo} has no offline-to-online cell in every row)"
+        offline_std = [float(np.std(cells[(algo, r)]["switch"]["offline"])) for r in spec.row_settings()]
+        drops = [f"{r} {d.mean():+.1f} (std {s:.1f})" for r, d, s in zip(spec.row_settings(), dips, offline_std, strict=True)]
+        holds = all(d.mean() >= -s for d, s in zip(dips, offline_std, strict=True))
+        return f"{'holds' if holds else 'does not hold'}: {algo}'s dip relative to its offline score: " + ", ".join(drops)
+    if "smaller_dip" in claim:
+        first, second = claim["smaller_dip"], claim["than"]
+        dips = {a: _dips(spec, cells, a) for a in (first, second)}
+        missing = [a for a, d in dips.items() if d is None]
+        if missing:
+            return f"undecided (no offline-to-online cells for {', '.join(missing)})"
+        mean = {a: float(np.mean([d.mean() for d in dips[a]])) for a in dips}
+        holds = mean[first] > mean[second]  # a dip is negative: the larger value is the smaller dip
+        return f"{'holds' if holds else 'does not hold'}: mean dip {first} {mean[first]:+.1f}, {second} {mean[second]:+.1f}"
+    among = [a for a in claim["among"] if a in spec.algorithms]
+    averages = row_averages(spec, cells, among)
+    if any(v is None for v in averages.values()):
+        return "undecided (cells missing or diverged: " + ", ".join(a for a, v in averages.items() if v is None) + ")"
+    runner_up = max((a for a in among if a != claim["best"]), key=lambda a: averages[a])
+    holds = averages[claim["best"]] > averages[runner_up]
+    return (f"{'holds' if holds else 'does not hold'}: {claim['best']} averages {averages[claim['best']]:.1f}, "
+            f"best other {runner_up} {averages[runner_up]:.1f}")  # fmt: skip
+
+
 def check_claims(spec: TableSpec, cells: dict) -> str:
-    """State, for each claim `{claim, best, among}`, whether `best` has the highest row average of `among`."""
-    lines = []
-    for claim in spec.claims:
-        among = [a for a in claim["among"] if a in spec.algorithms]
-        averages = row_averages(spec, cells, among)
-        if any(v is None for v in averages.values()):
-            verdict = "undecided (cells missing or diverged: " + ", ".join(a for a, v in averages.items() if v is None) + ")"
-        else:
-            runner_up = max((a for a in among if a != claim["best"]), key=lambda a: averages[a])
-            holds = averages[claim["best"]] > averages[runner_up]
-            verdict = (f"{'holds' if holds else 'does not hold'}: {claim['best']} averages {averages[claim['best']]:.1f}, "
-                       f"best other {runner_up} {averages[runner_up]:.1f}")  # fmt: skip
-        lines.append(f"- {claim['claim']}: {verdict}")
+    """State, for each claim of the spec, whether it holds on these cells, with the numbers."""
+    lines = [f"- {claim['claim']}: {_claim_verdict(spec, cells, claim)}" for claim in spec.claims]
     return ("Paper claims on this run:\n" + "\n".join(lines)) if lines else ""
 
 
@@ -170,9 +226,17 @@ def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:
     ok = {key: cell for key, cell in cells.items() if "mean" in cell}
 
     def text(a, row):
-        if (a, row) in ok:
-            return f"{ok[(a, row)]['mean']:.1f} +- {ok[(a, row)]['std']:.1f}"
-        return "diverged" if (a, row) in cells else "-"
+        if (a, row) not in ok:
+            return "diverged" if (a, row) in cells else "-"
+        cell = ok[(a, row)]
+        final = f"{cell['mean']:.1f} +- {cell['std']:.1f}"
+        if "switch" not in cell:
+            return final
+        offline, dip = (
+            np.asarray(cell["switch"]["offline"]),
+            np.asarray(cell["switch"]["dip"]) - np.asarray(cell["switch"]["offline"]),
+        )
+        return f"{offline.mean():.1f} +- {offline.std():.1f} -> {final} (dip {dip.mean():+.1f} +- {dip.std():.1f})"
 
     averages = row_averages(spec, cells, algos)
     lines = [f"| {spec.env.split('/')[-1]} | " + " | ".join(algos) + " |", "|---" * (len(algos) + 1) + "|"]
@@ -189,6 +253,12 @@ def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:
         lines.append(f"| {row} | " + " | ".join(texts) + " |")
     lines.append("")
     lines.append(f"Normalised score (mean +- std over {spec.seeds} seeds) after {spec.steps} updates; suite `{spec.suite}`.")
+    if any("switch" in cell for cell in ok.values()):
+        online = spec.common.get("online_steps", "the")
+        lines.append(
+            f"Offline-to-online cells: offline score -> final score after {online} online env steps; the dip is the lowest "
+            "score in the first 10% of the online phase minus the offline score. The average row averages final scores."
+        )
     return "\n".join(lines)
 
 
@@ -211,6 +281,38 @@ def plot_table(spec: TableSpec, cells: dict, algos: list[str], path: Path) -> No
     ax.set_title(f"{spec.name}: {spec.env}")
     ax.legend(fontsize=7, ncol=min(len(algos), 5))
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_switch_curves(spec: TableSpec, row: str, configs: dict, path: Path) -> None:
+    """Every column's mean score over seeds in one row, against steps relative to the switch (offline
+    updates before 0, online env steps after; a column without an offline phase starts at 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for algo, cfg in configs.items():
+        if not (Path(cfg.run_dir) / "metrics.jsonl").exists():
+            continue
+        rows = _metric_rows(cfg)
+        metric = "normalized_score" if any("normalized_score" in r for r in rows) else "eval_return"
+        switch = cfg.steps if cfg.resolved_regime == "offline-to-online" else 0
+        by_step: dict[int, list[float]] = {}
+        for r in rows:
+            if r.get(metric) is not None:
+                by_step.setdefault(r["step"] - switch, []).append(r[metric])
+        steps = sorted(by_step)
+        ax.plot(steps, [np.mean(by_step[s]) for s in steps], label=algo, marker=".", markersize=3)
+    ax.axvline(0, color="gray", linestyle="--", linewidth=1, label="offline -> online")
+    ax.set_xlabel("steps from the switch (offline: updates, online: env steps)")
+    ax.set_ylabel("normalised score")
+    ax.set_title(f"{spec.name}: {row}")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

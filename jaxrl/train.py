@@ -25,11 +25,13 @@ import tyro
 import envs
 from jaxrl import trainer
 from jaxrl.agents import Agent, ConfigError
+from jaxrl.agents.base import filled
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, parse_assignments
 from jaxrl.corruption import corrupt
 from jaxrl.data import Normalizer, load_dataset
 from jaxrl.phases import Offline, Online, OnPolicy
+from jaxrl.returns import dataset_returns_to_go
 from jaxrl.suite import LEVELS, load_level, suite_dir
 from jaxrl.sweep import make_members, parse_sweep, stack_agents
 
@@ -78,7 +80,7 @@ def _with_hyperparameters(agent: Agent, specs: tuple[str, ...], field: str) -> A
                 raise ConfigError(f"{field}: {agent.name}.{name} is true or false, got {text!r}")
             values[name] = text.lower() == "true"
         elif f.metadata.get("pytree_node", True):
-            values[name] = np.full(np.shape(current), float(text), np.float32)
+            values[name] = filled(current, float(text))
         elif isinstance(current, int):
             values[name] = int(text)
         else:
@@ -225,6 +227,10 @@ def build(cfg: TrainConfig, init_from=None) -> Built:
             if not normalize_obs:
                 normalizer = Normalizer.identity(env.spec.obs_dim).replace(reward_scale=normalizer.reward_scale)
         dataset = normalizer.apply(dataset)
+        if base.uses_returns_to_go or base.for_online().uses_returns_to_go:  # in the agent's reward scale
+            if "gamma" in grid:
+                raise ConfigError(f"{base.name} floors Q at returns-to-go discounted by one gamma; do not sweep gamma")
+            dataset = dataset_returns_to_go(dataset, float(base.gamma), where=f"dataset {cfg.dataset!r} of {cfg.env}")
     else:
         info = suite_dir(cfg.env, cfg.suite, cfg.suite_seed) / "suite.json"
         metadata = json.loads(info.read_text()) if info.exists() else {}

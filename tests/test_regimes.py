@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import envs
-from jaxrl.agents import BC, DT, IQL, SAC, ConfigError, ReBRAC
+from jaxrl.agents import BC, DT, IQL, SAC, CalQL, ConfigError, ReBRAC
 from jaxrl.buffer import ReplayBuffer
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import Dataset, Normalizer
@@ -368,11 +368,15 @@ def while_loops(hlo_text: str) -> int:
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory, random_pendulum_file):
     """IQL offline then online: both kinds of phase, each chunk run twice. (An online phase from scratch is
-    the same chunk but for the uniform actions of its first steps.)"""
+    the same chunk but for the uniform actions of its first steps.) Cal-QL's online phase also writes
+    returns-to-go back into its buffer as episodes end, and mixes the dataset in."""
     out = {}
-    for name in ("offline-to-online",):
+    for name, overrides in (
+        ("offline-to-online", {}),
+        ("calql", dict(agent=CalQL(hidden_dims=(8, 8), num_sampled_actions=2), buffer="mix", online_steps=400)),
+    ):
         # The config of `switched`: its chunks are already compiled (the persistent cache) when that ran first.
-        program = build(o2o(tmp_path_factory.mktemp("compiled"), random_pendulum_file, "compiled")).program
+        program = build(o2o(tmp_path_factory.mktemp("compiled"), random_pendulum_file, "compiled", **overrides)).program
         keys = member_keys([{"seed": 0}, {"seed": 1}])
         states, types = program.init(keys), []
         for index in range(program.num_chunks):
@@ -384,8 +388,8 @@ def programs(tmp_path_factory, random_pendulum_file):
     return out
 
 
-PHASES = [("offline-to-online", 0), ("offline-to-online", 1)]
-IDS = ["offline", "online"]
+PHASES = [("offline-to-online", 0), ("offline-to-online", 1), ("calql", 1)]
+IDS = ["offline", "online", "calql-online"]
 
 
 @pytest.mark.parametrize("regime, phase", PHASES, ids=IDS)

@@ -3,18 +3,21 @@
 from jaxrl.agents.awac import AWAC
 from jaxrl.agents.base import Agent, ConfigError
 from jaxrl.agents.bc import BC
+from jaxrl.agents.calql import CalQL
 from jaxrl.agents.cql import CQL
 from jaxrl.agents.dt import DT
 from jaxrl.agents.ensembles import EDAC, SACN
 from jaxrl.agents.iql import IQL
 from jaxrl.agents.ppo import PPO
 from jaxrl.agents.riql import RIQL
+from jaxrl.agents.ro2o import RO2O
 from jaxrl.agents.sac import SAC
 from jaxrl.agents.td3 import TD3
 from jaxrl.agents.td3bc import TD3BC, ReBRAC
+from jaxrl.agents.wsrl import WSRL
 
 # Which regime an agent runs in is the config's choice (TrainConfig.regime), not the registry's.
-AGENTS = {cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, SACN, EDAC, AWAC, DT, SAC, TD3, PPO)}
+AGENTS = {cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, CalQL, SACN, EDAC, RO2O, AWAC, DT, SAC, TD3, PPO, WSRL)}
 
 
 def make_agent(name: str, **hyperparameters) -> Agent:
@@ -34,17 +37,20 @@ __all__ = [
     "ConfigError",
     "AWAC",
     "BC",
+    "CalQL",
     "CQL",
     "DT",
     "EDAC",
     "IQL",
     "PPO",
     "RIQL",
+    "RO2O",
     "ReBRAC",
     "SAC",
     "SACN",
     "TD3",
     "TD3BC",
+    "WSRL",
     "AGENTS",
     "make_agent",
 ]

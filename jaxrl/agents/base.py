@@ -56,6 +56,9 @@ class Agent(struct.PyTreeNode):
     # On-policy agents (PPO) learn from their own rollouts through `update_rollout(state, rollout,
     # extras, key)`, in the online regime only; the others learn from batches through `update`.
     on_policy = False
+    # Whether batches must carry `mc_returns`, the Monte Carlo returns-to-go (Cal-QL's reference values):
+    # the dataset's are computed at load, an online buffer's are written back as episodes end.
+    uses_returns_to_go = False
 
     def configure(self, spec, total_steps: int) -> "Agent":
         return self.replace(obs_dim=spec.obs_dim, action_dim=spec.action_dim, total_steps=int(total_steps))
@@ -93,9 +96,18 @@ class Agent(struct.PyTreeNode):
         has under vmap, so an agent can branch on it with a real `lax.cond` (TD3+BC's delayed actor)."""
         return self.update(state, batch, key)
 
+    def rows_per_update(self, batch_size: int) -> int:
+        """Rows of the batch one `update` takes (several critic steps per update take several batches)."""
+        return batch_size
+
     def for_online(self) -> "Agent":
         """The agent an online phase that follows pretraining trains with (default: the same)."""
         return self
+
+    def enter_online(self, state):
+        """What a pretrained agent state changes as an online phase starts (default: nothing); called with
+        the online phase's agent, `for_online()`."""
+        return state
 
     def hyperparameters(self) -> dict[str, Any]:
         """The float hyperparameters (pytree leaves) by name."""
@@ -127,6 +139,11 @@ class Agent(struct.PyTreeNode):
                 if high is not None and v > high:
                     raise ConfigError(f"{self.name}.{f.name} must be <= {high}, got {v}")
         return self
+
+
+def filled(leaf, value: float) -> np.ndarray:
+    """`value` in the shape of the hyperparameter `leaf` (one per member once agents are stacked)."""
+    return np.full(np.shape(leaf), value, np.float32)
 
 
 def positive(default: float, help: str = ""):

@@ -10,7 +10,7 @@ from flax import struct
 
 from jaxrl import losses
 from jaxrl.agents.base import hyperparameter, positive, static
-from jaxrl.agents.sac import SAC, SACState
+from jaxrl.agents.sac import SAC, SACState, as_sac
 from jaxrl.optim import Trainable
 
 
@@ -28,6 +28,7 @@ class CQL(SAC):
     cql_alpha: float = hyperparameter(10.0, low=0.0, low_open=False, help="fixed penalty weight")
     target_action_gap: float = hyperparameter(10.0, help="Lagrange variant: the penalty gap to hold")
     multiplier_lr: float = positive(3e-4, help="Lagrange variant: learning rate of the multiplier")
+    online_sac: bool = static(False, help="fine-tune online as plain SAC, without the penalty (CQL -> SAC)")
 
     name = "cql"
     default_regime = "offline"
@@ -56,7 +57,7 @@ class CQL(SAC):
 
         def penalty(params):
             q = lambda o, act: self.critic_net.apply(params, o, act)  # noqa: E731  [K, n, B]
-            sampled = [q(obs, random_actions), q(obs, pi_actions), q(obs, next_actions)]
+            sampled = [q(obs, random_actions), self.bound(q(obs, pi_actions), batch), self.bound(q(obs, next_actions), batch)]
             sampled = jnp.concatenate([qs - jax.lax.stop_gradient(c) for qs, c in zip(sampled, corrections, strict=True)], axis=1)
             gap = losses.conservative_penalty(sampled, q(batch.observations, batch.actions))  # [K]
             if self.lagrange:
@@ -64,6 +65,13 @@ class CQL(SAC):
             return (weight * gap).sum(), {"cql_gap": gap.mean(), "cql_weight": jnp.asarray(weight, jnp.float32)}
 
         return penalty
+
+    def for_online(self):
+        return as_sac(self) if self.online_sac else self
+
+    def bound(self, q_policy, batch):
+        """The pushed-down Q values of policy actions [K, n, B], before the importance correction (Cal-QL floors them)."""
+        return q_policy
 
     def after_update(self, state: CQLState, regularizer_metrics):
         if not self.lagrange:

@@ -7,6 +7,7 @@ the update. WSRL's online SAC is this one with a REDQ target subset and several 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -37,11 +38,16 @@ class SAC(CriticAgent):
     target_subset: int | None = static(
         None, help="REDQ: the target is the minimum over this many critics drawn at random (None: all)"
     )
-    critic_updates: int = static(1, help="critic steps per update, each on 1/critic_updates of the batch, before one actor step")
+    critic_updates: int = static(
+        1, help="critic steps per update (UTD), each on its own batch, before one actor step on all of them"
+    )
 
     name = "sac"
     description = "Soft Actor-Critic (online)"
     default_regime = "online"
+
+    def rows_per_update(self, batch_size: int) -> int:
+        return batch_size * self.critic_updates
 
     def validate(self) -> "SAC":
         if self.target_subset is not None and not 0 < self.target_subset <= self.num_critics:
@@ -77,17 +83,13 @@ class SAC(CriticAgent):
         return sample_tanh_gaussian(key, *self.actor_net.apply(actor_params, obs))
 
     def update(self, state: SACState, batch, key):
-        """`critic_updates` critic steps, each on its own equal minibatch of `batch` (UTD inside one update,
-        WSRL's 1024 -> 4 x 256), then one actor and temperature step on the whole batch."""
+        """`critic_updates` critic steps, each on its own minibatch of batch_size rows of `batch` (which has
+        `rows_per_update` rows: WSRL's 1024 -> 4 x 256), then one actor and temperature step on all of it."""
         k_next, k_pi, k_reg = jax.random.split(key, 3)
         if self.critic_updates == 1:
             state, critic_metrics = self.critic_step(state, batch, k_next, k_reg)
         else:
             n = self.critic_updates
-            if batch.rewards.shape[0] % n:
-                raise ValueError(
-                    f"{self.name}: a batch of {batch.rewards.shape[0]} does not split into critic_updates={n} minibatches"
-                )
             minibatches = jax.tree.map(lambda x: x.reshape(n, -1, *x.shape[1:]), batch)
             keys = (jax.random.split(k_next, n), jax.random.split(k_reg, n))
             state, critic_metrics = jax.lax.scan(lambda s, xs: self.critic_step(s, xs[0], *xs[1]), state, (minibatches, keys))
@@ -148,3 +150,10 @@ class SAC(CriticAgent):
         if deterministic:
             return jnp.tanh(mean)
         return sample_tanh_gaussian(key, mean, log_std)[0]
+
+
+def as_sac(agent: SAC, **changes) -> SAC:
+    """Plain SAC over the networks and state of `agent` (a SAC variant), with `changes`: an offline method's
+    online phase when it fine-tunes without its regulariser (CQL -> SAC, WSRL)."""
+    shared = {f.name: getattr(agent, f.name) for f in dataclasses.fields(SAC)}
+    return SAC(**shared).replace(**changes)
