@@ -195,8 +195,14 @@ def build_program(
             spec.validate()
             if spec.buffer != "discard" and dataset is None:
                 raise ValueError(f"an online phase with buffer {spec.buffer!r} needs a dataset")
-            start, chunk = online_start(spec, env, normalizer, pretrained), online_chunk(spec, env, updates, pretrained)
             phase_agents = agents if spec.agents is None else spec.agents
+            if phase_agents.uses_returns_to_go and spec.buffer_size < spec.num_envs * env.spec.max_episode_steps:
+                # An episode's rows must still be its own when its returns are written back at its end.
+                raise ValueError(
+                    f"{phase_agents.name} writes returns-to-go back into the buffer when an episode ends, so buffer_size "
+                    f"({spec.buffer_size}) must hold num_envs x max_episode_steps ({spec.num_envs} x {env.spec.max_episode_steps})"
+                )
+            start, chunk = online_start(spec, env, normalizer, pretrained), online_chunk(spec, env, updates, pretrained)
         compiled.append(_compile_phase(spec, phase_agents, start, chunk, data, first_chunk, first_step, i, warm_start))
         first_chunk += spec.steps // spec.chunk_steps
         first_step += spec.steps

@@ -88,3 +88,62 @@ def test_finished_cells_are_reused_only_under_the_same_settings(tmp_path, monkey
     table = run_table(edited, out, log=lambda *a: None)
     assert calls[4:] == [("iql", ("observations",)), ("iql", ("rewards",))]  # only the edited algorithm reruns
     assert "2.0 +- 1.0" in table and "RIQL is best: does not hold" in table
+
+
+O2O = {
+    "name": "o2o",
+    "env": "gymnax/Pendulum-v1",
+    "levels": ["medium", "medium-replay"],
+    "common": {"regime": "offline-to-online", "online_steps": 1000},
+    "algorithms": {
+        "calql": {},
+        "cql": {},
+        "cql-sac": {"algo": "cql", "agent": {"online_sac": True}},
+        "sac": {"regime": "online", "steps": 1000, "online_steps": 0},
+    },
+    "claims": [
+        {"claim": "Cal-QL has no drop", "no_dip": "calql"},
+        {"claim": "Cal-QL dips less than CQL", "smaller_dip": "calql", "than": "cql"},
+    ],
+}
+
+
+def _switch(offline, dip, final):
+    return {
+        "mean": sum(final) / len(final),
+        "std": 0.0,
+        "switch": {"offline": offline, "first online": dip, "dip": dip, "final": final},
+    }
+
+
+def test_columns_name_their_algorithm_and_steps(tmp_path):
+    spec = _load(tmp_path, O2O)
+    cql_sac = _cell_config(spec, "cql-sac", "medium", tmp_path)
+    assert cql_sac.agent.name == "cql" and cql_sac.agent.for_online().name == "sac"
+    assert cql_sac.run_dir.endswith("cql-sac-medium")
+    scratch = _cell_config(spec, "sac", "medium", tmp_path)
+    assert (scratch.resolved_regime, scratch.steps, scratch.online_steps) == ("online", 1000, 0)
+
+
+def test_offline_to_online_cells_show_the_switch_and_dip_claims(tmp_path):
+    spec = _load(tmp_path, O2O)
+    cells = {
+        ("calql", "medium"): _switch([50.0, 52.0], [49.5, 51.5], [70.0, 72.0]),  # dip -0.5, offline std 1
+        ("calql", "medium-replay"): _switch([40.0, 40.0], [39.0, 41.0], [60.0, 60.0]),  # dip 0
+        ("cql", "medium"): _switch([50.0, 50.0], [30.0, 30.0], [55.0, 55.0]),  # dip -20
+        ("cql", "medium-replay"): _switch([40.0, 40.0], [20.0, 20.0], [45.0, 45.0]),
+    }
+    table = format_table(spec, cells, ["calql", "cql"])
+    assert (
+        "| medium | **51.0 +- 1.0 -> 71.0 +- 0.0 (dip -0.5 +- 0.0)** | 50.0 +- 0.0 -> 55.0 +- 0.0 (dip -20.0 +- 0.0) |" in table
+    )
+    claims = check_claims(spec, cells)
+    assert (
+        "- Cal-QL has no drop: holds: calql's dip relative to its offline score: medium -0.5 (std 1.0), medium-replay +0.0"
+        in claims
+    )
+    assert "- Cal-QL dips less than CQL: holds: mean dip calql -0.2, cql -20.0" in claims
+    cells[("calql", "medium")] = _switch([50.0, 52.0], [45.0, 47.0], [70.0, 72.0])  # dip -5 > one std
+    assert "Cal-QL has no drop: does not hold" in check_claims(spec, cells)
+    del cells[("cql", "medium")]
+    assert "Cal-QL dips less than CQL: undecided (no offline-to-online cells for cql)" in check_claims(spec, cells)
