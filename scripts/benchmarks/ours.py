@@ -234,3 +234,36 @@ def bench_ppo_ours(setting: PPOSetting, members: int, repeats: int, quiet_wait: 
     check_counter(label, states, timing.state, timing.calls * setting.iterations_per_chunk)
     unit = "env steps/s" if members == 1 else "member-env steps/s"
     return Result.of(f"PPO {setting.env}, jaxrl", setting.describe(members), timing, setting.chunk_steps, members, unit)
+
+
+def finetune_config(agent, chunk_steps: int, batch_size: int) -> str:
+    sizes = "x".join(map(str, agent.hidden_dims))
+    extra = f", {agent.num_perturbations} perturbations" if hasattr(agent, "num_perturbations") else ""
+    utd = getattr(agent.for_online(), "critic_updates", 1)
+    return (f"Pendulum-v1, {sizes}, {agent.num_critics} critics{extra}, batch {batch_size}, 1 env, "
+            f"{utd} critic update{'s' if utd > 1 else ''}/env step, fresh buffer, chunk {chunk_steps}")  # fmt: skip
+
+
+def bench_finetune_ours(algo: str, members: int, chunk_steps: int, repeats: int, batch_size: int, quiet_wait: float) -> Result:
+    """The online phase of offline-to-online fine-tuning (a pretrained agent: no random warm-up, the agent's
+    `for_online()` learns) on Pendulum, one env, one update per env step, each algorithm's own networks."""
+    from jaxrl.phases import Online
+    from jaxrl.trainer import WarmStart, build_program
+
+    env = envs.make("gymnax/Pendulum-v1")
+    agent = make_agent(algo).configure(env.spec, 1_000_000)
+    agents = stack_agents(agent, seeds(members))
+    keys = member_keys(seeds(members))
+    pretrained = jax.vmap(agent.init)(keys)  # where pretraining would have left it: only its shapes matter here
+    spec = Online(chunk_steps * 100, chunk_steps, batch_size, learning_starts=0, buffer_size=100_000,
+                  agents=agents.for_online())  # fmt: skip
+    program = build_program(agents, [spec], normalizer=Normalizer.identity(env.spec.obs_dim), eval_env=env,
+                            eval_episodes=1, env=env, warm_start=WarmStart(pretrained))  # fmt: skip
+    label = f"{algo} fine-tuning (jaxrl) x{members}"
+    states = jax.block_until_ready(program.init(keys))
+    timing = time_program(program.chunk, states, repeats, label, quiet_wait)
+    check_counter(label, states, timing.state, timing.calls * chunk_steps)
+    plural = "s" if members > 1 else ""
+    unit = "env steps/s" if members == 1 else "member-env steps/s"
+    return Result.of(f"{algo} fine-tuning online, jaxrl, {members} seed{plural}", finetune_config(agent, chunk_steps, batch_size),
+                     timing, chunk_steps, members, unit)  # fmt: skip

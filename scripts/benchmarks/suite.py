@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from benchmarks.d3rlpy_side import D3rlpySide
 from benchmarks.machine import LoadMeter, matmul_gflops
-from benchmarks.ours import PPOSetting, bench_offpolicy_ours, bench_ours, bench_ppo_ours, calibrate, our_agent, random_arrays
+from benchmarks.ours import (
+    PPOSetting,
+    bench_finetune_ours,
+    bench_offpolicy_ours,
+    bench_ours,
+    bench_ppo_ours,
+    calibrate,
+    our_agent,
+    random_arrays,
+)
 from benchmarks.rejax_side import bench_offpolicy_rejax, bench_ppo_rejax, rejax_notes
 from benchmarks.timing import Result, nice, wait_quiet
 from jaxrl.data.dataset import Dataset
@@ -104,6 +113,13 @@ def bench_online(
         for setting in PPO_QUICK if args.quick else PPO_SETTINGS:
             for members in (1, 8):
                 pair(f"PPO {setting.env} x{members}", bench_ppo_ours, bench_ppo_rejax, setting, members, repeats, args.wait_quiet)
+    if "finetune" not in args.skip:  # offline-to-online's online phase: RO2O and WSRL next to SAC (no rejax side)
+        for algo in ("sac", "ro2o", "wsrl"):
+            for members in (1, 8):
+                print(f"{algo} fine-tuning x{members} (jaxrl)", flush=True)
+                wait_quiet(args.wait_quiet)
+                chunk = 20 if args.quick else (1000 if algo == "sac" else 50)
+                results.append(bench_finetune_ours(algo, members, chunk, repeats, args.batch_size, args.wait_quiet))
     if ratios:
         notes += rejax_notes(learning_starts, args.buffer_size)
     return results, ratios, notes
