@@ -1,7 +1,7 @@
 """WSRL (Zhou et al., arXiv 2412.07762) as a recipe: pretrain Cal-QL with a 10-critic LayerNorm ensemble
 whose target is the minimum over a random pair (REDQ), then fine-tune with plain SAC, UTD 4, on a fresh
 buffer after a warm-up in which the frozen pretrained policy collects (the config's `buffer: discard`
-and `learning_starts: 5000`, see experiments/presets/wsrl.yaml). No loss of its own."""
+and `learning_starts: 5000`, see experiments/presets/wsrl-locomotion.yaml). No loss of its own."""
 
 from __future__ import annotations
 
