@@ -189,6 +189,8 @@ class TrainConfig:
             )
         if not 0.0 <= self.offline_fraction <= 1.0:
             raise ConfigError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
+        if self.resolved_buffer == "mix" and self.offline_fraction == 0.0:
+            raise ConfigError("buffer=mix with offline_fraction=0 draws no offline data; use buffer=discard for that")
         if self.uses_dataset and self.dataset not in LEVELS and not Path(self.dataset).suffix and not Path(self.dataset).is_dir():
             raise ConfigError(
                 f"dataset {self.dataset!r} is neither a suite level ({', '.join(LEVELS)}), a .hdf5/.npz path nor a Minari directory"

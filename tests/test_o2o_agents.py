@@ -1,6 +1,6 @@
-"""Offline-to-online agents: SAC's UTD split and REDQ target, RO2O's terms and its lambda online, WSRL's
-recipe (warm-up of the frozen policy, then SAC at UTD 4), Cal-QL's floor offline and online, and the
-errors of bad input."""
+"""Offline-to-online agents: SAC's UTD split and REDQ target, RO2O's terms, its lambda online and its
+fine-tuning on Pendulum, WSRL's recipe (warm-up of the frozen policy, then SAC at UTD 4), Cal-QL's floor
+offline, against CQL and online, and the errors of bad input."""
 
 import jax
 import jax.numpy as jnp
@@ -9,10 +9,12 @@ import pytest
 
 import envs
 from jaxrl.agents import CQL, RO2O, SAC, SACN, WSRL, CalQL, ConfigError
-from jaxrl.data import Dataset, save_dataset
+from jaxrl.data import Dataset, load_dataset, save_dataset
+from jaxrl.reporting import MetricsWriter
+from jaxrl.returns import dataset_returns_to_go
 from jaxrl.suite import collect
 from jaxrl.sweep import member_keys
-from jaxrl.train import TrainConfig, build
+from jaxrl.train import TrainConfig, build, train
 
 TINY = (16, 16)
 SPEC = envs.make("gymnax/Pendulum-v1").spec
@@ -130,6 +132,27 @@ def test_ro2o_uncertainty_weight_decays_per_update_and_online_as_chosen(mode, on
         RO2O(online_lambda="readme").validate()
 
 
+def test_ro2o_fine_tunes_pendulum_medium_replay_without_falling_far_below_its_offline_score(tmp_path):
+    """RO2O pretrained on medium-replay (poor data: its offline policy scores about -26) and fine-tuned online
+    in a fresh buffer climbs to a swing-up. Measured on the development CPU (2026-12-03, 5 critics, 2
+    perturbations, 1 seed): offline -26.2 after 1,000 updates; online -52.1, -57.5, 3.6, 15.6, 2.3, 0.9, 60.8,
+    94.3 at every 500 env steps. Margins: the final score at least 40 above the offline one, and no online
+    evaluation more than 45 below it (the measured lowest is 31 below: the first updates on a 500-row buffer)."""
+    agent = RO2O(hidden_dims=(64, 64), num_critics=5, num_perturbations=2)
+    cfg = TrainConfig(agent=agent, dataset="medium-replay", regime="offline-to-online", seeds=1, steps=1_000,
+                      online_steps=4_000, chunk_steps=500, eval_every=1, eval_episodes=5, learning_starts=500,
+                      buffer="discard", run_dir=str(tmp_path / "ro2o"), progress=False)  # fmt: skip
+    result = train(cfg)
+    rows = [r for r in MetricsWriter.read(result.run_dir) if "normalized_score" in r]
+    scores = {(r["phase"], r["step"]): r["normalized_score"] for r in rows}
+    offline = scores[("offline", 1_000)]
+    online = [score for (phase, _), score in scores.items() if phase == "online"]
+    print(f"ro2o: offline {offline:.1f}, online {[round(s, 1) for s in online]}")
+    assert len(online) == 8
+    assert online[-1] > offline + 40, (offline, online)
+    assert min(online) > offline - 45, (offline, online)
+
+
 # WSRL ---------------------------------------------------------------------------------------------
 
 
@@ -227,3 +250,36 @@ def test_calql_floor_stops_pushing_down_q_below_the_returns():
     high = float(cql.critic_net.apply(state.critic.params, batch.observations, pi).max()) + 100.0
     floored, _ = jax.jit(calql.update)(state, batch.replace(mc_returns=jnp.full(64, high)), key)
     assert q_pi(floored) > q_pi(after_cql)
+
+
+def test_calql_raises_q_on_dataset_actions_where_cql_underestimates(pendulum_file):
+    """CQL and Cal-QL trained from the same initial parameters on the same batches and keys (so the floor is
+    their only difference) on the swing data, rewards scaled by 0.1 and gamma 0.9 so that 1,000 updates
+    converge. Where CQL's Q at the data's own actions is below the Monte Carlo return, Cal-QL's is higher.
+    Measured (2026-12-03, development CPU): on those rows (11% of them) CQL is 1.45 below the returns on
+    average, Cal-QL 0.17 below."""
+    data, _ = load_dataset(pendulum_file, SPEC)
+    data = dataset_returns_to_go(data.replace(rewards=0.1 * data.rewards), 0.9)
+    n, steps = data.rewards.shape[0], 1_000
+
+    def data_q(agent):
+        agent = agent.configure(SPEC, steps).validate()
+
+        def update(state, key):
+            rows, k_update = jax.random.split(key)
+            batch = jax.tree.map(lambda x: x[jax.random.randint(rows, (256,), 0, n)], data)
+            return agent.update(state, batch, k_update)[0], None
+
+        keys = jax.random.split(jax.random.PRNGKey(1), steps)
+        state, _ = jax.jit(lambda s: jax.lax.scan(update, s, keys))(agent.init(jax.random.PRNGKey(0)))
+        return np.asarray(agent.critic_net.apply(state.critic.params, data.observations, data.actions).min(0))
+
+    kwargs = dict(hidden_dims=(32, 32), num_sampled_actions=4, cql_alpha=5.0, gamma=0.9)
+    cql_gap = data_q(CQL(**kwargs)) - np.asarray(data.mc_returns)
+    calql_gap = data_q(CalQL(**kwargs)) - np.asarray(data.mc_returns)
+    under = cql_gap < 0
+    print(
+        f"rows where CQL underestimates: {under.mean():.1%}; gap CQL {cql_gap[under].mean():.2f}, Cal-QL {calql_gap[under].mean():.2f}"
+    )
+    assert under.mean() > 0.02
+    assert calql_gap[under].mean() > cql_gap[under].mean() + 0.6, (cql_gap[under].mean(), calql_gap[under].mean())

@@ -284,6 +284,7 @@ def test_unknown_env_parameter_lists_the_env_parameters(tmp_path):
         (dict(agent=SAC(), regime="hybrid", buffer="discard"), "hybrid learns from a mix"),
         (dict(agent=IQL(), buffer="keep"), "the offline regime has none"),
         (dict(agent=IQL(), regime="online", offline_fraction=1.5), "offline_fraction must be in"),
+        (dict(agent=SAC(), regime="online", buffer="mix", offline_fraction=0.0), "mix with offline_fraction=0 draws no"),
     ],
 )
 def test_refused_regimes_say_why_before_compiling(overrides, message):
