@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install install-cuda demo test test-all test-numerics lint format bench datasets table-offline reproduce-riql reproduce-ro2o clean
+.PHONY: install install-cuda demo test test-all test-numerics lint format bench datasets table-offline reproduce-riql reproduce-ro2o reproduce-h2o clean
 
 install: $(STAMP)
 
@@ -72,6 +72,9 @@ reproduce-riql: install
 # RO2O's offline-to-online comparison (experiments/tables/ro2o_*.yaml); ARGS=--full for the GPU-scale spec.
 reproduce-ro2o: install
 	$(BIN)/python scripts/reproduce_ro2o.py $(ARGS)
+
+reproduce-h2o: install
+	$(BIN)/python scripts/reproduce_h2o.py $(ARGS)
 
 datasets: install
 	$(BIN)/python scripts/make_datasets.py --env gymnax/Pendulum-v1

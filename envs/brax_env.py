@@ -25,7 +25,12 @@ class BraxParams:
 
     gravity_scale: jax.Array = 1.0
     friction_scale: jax.Array = 1.0
-    mass_scale: jax.Array = 1.0
+    mass_scale: jax.Array = 1.0  # mass and inertia together: a change of density
+    actuator_scale: jax.Array = 1.0  # the actuators' strength (brax's gear)
+
+
+# Dynamics names (see envs.dynamics) -> the BraxParams field each one scales.
+DYNAMICS = {"gravity": "gravity_scale", "friction": "friction_scale", "mass": "mass_scale", "actuator": "actuator_scale"}
 
 
 class BraxEnv(Env):
@@ -34,7 +39,12 @@ class BraxEnv(Env):
 
         self._env = brax_envs.get_environment(env_name, backend=backend, **kwargs)
         self._sys = self._env.sys
-        self.default_params = BraxParams(jnp.float32(1.0), jnp.float32(1.0), jnp.float32(1.0))
+        self.dynamics = dict(DYNAMICS)
+        if backend == "spring" and float(self._sys.spring_mass_scale) == float(self._sys.spring_inertia_scale) == 1.0:
+            # The spring pipeline uses mass ** (1 - spring_mass_scale) (and the same for inertia), so a
+            # model with both at 1 (hopper, ant) moves every link as if of unit mass: density is a no-op.
+            del self.dynamics["mass"]
+        self.default_params = self.nominal_params = BraxParams(*(jnp.float32(1.0),) * 4)
         act = (self._env.action_size,)
         self.spec = EnvSpec(
             name=name,
@@ -51,8 +61,14 @@ class BraxEnv(Env):
             {
                 "gravity": sys.gravity * params.gravity_scale,
                 "geom_friction": sys.geom_friction * params.friction_scale,
+                # brax's own pipelines read `link.inertia`, MuJoCo's (mjx) `body_*`: scale both. The spring
+                # pipeline keeps the link masses in its state from `reset`, so reset with the same params.
+                "link.inertia.mass": sys.link.inertia.mass * params.mass_scale,
+                "link.inertia.i": sys.link.inertia.i * params.mass_scale,
                 "body_mass": sys.body_mass * params.mass_scale,
                 "body_inertia": sys.body_inertia * params.mass_scale,
+                # The force of an actuator is clip(gain * ctrl + bias) * gear in brax's pipelines.
+                "actuator.gear": sys.actuator.gear * params.actuator_scale,
             }
         )
         env = copy.copy(self._env)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import jax
 import numpy as np
+
+from envs.dynamics import check as check_dynamics
 
 Transition = tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]
 """(obs, state, reward, terminated, truncated, info) returned by `Env.step`."""
@@ -51,10 +55,17 @@ class EnvSpec:
 
 
 class Env(abc.ABC):
-    """Base class: subclasses set `spec` and `default_params` and implement reset/step."""
+    """Base class: subclasses set `spec` and `default_params` and implement reset/step.
+
+    An adapter with named dynamics (see `envs.dynamics`) also sets `dynamics`, the map from each name
+    to the field of its params it scales, and `nominal_params`, the env's own params those scales are
+    relative to (they stay put when `set_default_params` shifts the defaults).
+    """
 
     spec: EnvSpec
     default_params: Any
+    dynamics: Mapping[str, str] = MappingProxyType({})
+    nominal_params: Any = None
 
     @abc.abstractmethod
     def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, Any]:
@@ -72,6 +83,10 @@ class Env(abc.ABC):
         """The default params with the named ones replaced, e.g. `params_with(g=12.0)` for Pendulum.
 
         Raises ValueError naming the unknown parameter and listing the env's parameters."""
+        self._check_param_values(values)
+        return self.default_params.replace(**values)
+
+    def _check_param_values(self, values: Mapping[str, Any]) -> None:
         names = self.param_names()
         for name, value in values.items():
             if name not in names:
@@ -79,7 +94,23 @@ class Env(abc.ABC):
                 raise ValueError(f"{self.spec.name} has no parameter {name!r}; its parameters (defaults): {known}")
             if not isinstance(value, (int, float)) or value != value:
                 raise ValueError(f"{self.spec.name} parameter {name} must be a number, got {value!r}")
-        return self.default_params.replace(**values)
+
+    def dynamics_names(self) -> tuple[str, ...]:
+        """The names `dynamics_params` takes, e.g. ("gravity", "mass", ...)."""
+        return tuple(self.dynamics)
+
+    def dynamics_params(self, **values: Any) -> Any:
+        """The default params with the named dynamics set to `scale * the env's own value`.
+
+        `dynamics_params(gravity=2.0)` doubles gravity; unnamed dynamics keep the defaults. Values may be
+        jax arrays (vmap over them); concrete ones out of range raise ValueError listing the names."""
+        check_dynamics(self.spec.name, values, self.dynamics_names())
+        fields = {self.dynamics[n]: scale * getattr(self.nominal_params, self.dynamics[n]) for n, scale in values.items()}
+        return self.default_params.replace(**fields) if fields else self.default_params
+
+    def set_default_params(self, params: Any) -> None:
+        """Make `params` what `params=None` means, e.g. the shifted dynamics of a "sim" env."""
+        self.default_params = params
 
     def _params(self, params: Any) -> Any:
         return self.default_params if params is None else params

@@ -14,12 +14,19 @@ import numpy as np
 
 from envs.core import Env, EnvSpec
 
+# Dynamics names (see envs.dynamics) -> the gymnax params field each one scales.
+DYNAMICS = {
+    "Pendulum-v1": {"gravity": "g", "mass": "m", "length": "l", "max_torque": "max_torque"},
+    "MountainCarContinuous-v0": {"power": "power", "gravity": "gravity"},
+}
+
 
 class GymnaxEnv(Env):
     def __init__(self, gymnax_id: str, name: str):
         self._env, params = gymnax.make(gymnax_id)
         # The episode length is fixed by the spec (TimeLimit), so the gymnax copy never truncates.
-        self.default_params = params
+        self.default_params = self.nominal_params = params
+        self.dynamics = DYNAMICS.get(gymnax_id, {})
         space = self._env.action_space(params)
         if not hasattr(space, "low"):
             raise ValueError(f"{name}: only continuous-action gymnax environments are supported")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Mapping
+from typing import Any, Callable
 
 from envs.core import Env
-from envs.wrappers import AutoReset, EpisodeStats, RescaleAction, TimeLimit
+from envs.wrappers import AutoReset, EpisodeStats, JointNoise, RescaleAction, TimeLimit
 
 
 def _gymnax(gymnax_id: str) -> Callable[..., Env]:
@@ -47,15 +48,19 @@ def registered() -> list[str]:
     return sorted(REGISTRY)
 
 
-def make(name: str, wrappers: bool = True, **kwargs) -> Env:
+def make(name: str, wrappers: bool = True, dynamics: Mapping[str, Any] | None = None, **kwargs) -> Env:
     """Build a registered environment.
 
-    With `wrappers=True` (the default) actions are in [-1, 1], episodes are truncated at the spec's
-    time limit, episode statistics are reported in `info`, and finished episodes reset themselves.
+    With `wrappers=True` (the default) actions are in [-1, 1], can carry joint noise, episodes are
+    truncated at the spec's time limit, episode statistics are reported in `info`, and finished
+    episodes reset themselves. `dynamics` ({"gravity": 2.0, "joint_noise": 0.1}, see
+    `Env.dynamics_params`) makes shifted dynamics the env's defaults: a "sim" of the plain env.
     """
     if name not in REGISTRY:
         raise UnknownEnvError(f"unknown environment {name!r}; registered environments: {', '.join(registered())}")
     env = REGISTRY[name](name, **kwargs)
     if wrappers:
-        env = AutoReset(EpisodeStats(TimeLimit(RescaleAction(env))))
+        env = AutoReset(EpisodeStats(TimeLimit(JointNoise(RescaleAction(env)))))
+    if dynamics:
+        env.set_default_params(env.dynamics_params(**dynamics))
     return env

@@ -85,6 +85,9 @@ class TrainConfig:
     only). Default: keep for offline-to-online, mix for hybrid, discard for online"""
     offline_fraction: float = 0.5
     """buffer=mix: the share of every batch drawn from the dataset"""
+    real_fraction: float = 1.0
+    """keep this share of the dataset's rows, drawn at random given first_seed (the same rows for every
+    member): scarce real data, H2O's real_residual_ratio"""
     online_hparams: tuple[str, ...] = ()
     """an online phase of a pretrained agent (offline-to-online, init_from): hyperparameters it trains
     with instead, e.g. actor_lr=1e-4"""
@@ -94,6 +97,11 @@ class TrainConfig:
     """parameters of the env transitions are collected in, e.g. g=12 (Pendulum's gravity); default: the env's own"""
     eval_env_params: tuple[str, ...] | None = None
     """parameters of the env policies are evaluated in; default: env_params"""
+    sim_dynamics: tuple[str, ...] = ()
+    """the simulator transitions are collected in, as scales of the env's own dynamics, e.g. gravity=2
+    friction=0.3, plus joint_noise=1.0 (the sigma of noise on the actions); default: the env's own"""
+    eval_dynamics: tuple[str, ...] = ()
+    """the dynamics policies are evaluated in, as sim_dynamics; default: the env's own (the "real" env)"""
     sweep: tuple[str, ...] = ()
     """hyperparameter grid such as beta=1,3,10; every value x every seed is one member of one program"""
     run_dir: str | None = None
@@ -168,6 +176,8 @@ class TrainConfig:
             raise ConfigError(f"unknown regime {regime!r}; regimes: {', '.join(REGIMES)}")
         if regime != "offline" and self.agent.offline_only:
             raise ConfigError(f"{self.agent.name} cannot run the {regime} regime: {self.agent.offline_only}")
+        if self.agent.hybrid_only and regime != "hybrid":
+            raise ConfigError(f"{self.agent.name} cannot run the {regime} regime: {self.agent.hybrid_only}")
         if self.agent.on_policy and regime != "online":
             raise ConfigError(
                 f"{self.agent.name} learns on-policy from its own rollouts, so only in the online regime, not {regime}"
@@ -189,6 +199,10 @@ class TrainConfig:
             )
         if not 0.0 <= self.offline_fraction <= 1.0:
             raise ConfigError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
+        if not 0.0 < self.real_fraction <= 1.0:
+            raise ConfigError(f"real_fraction must be in (0, 1], got {self.real_fraction}")
+        if self.real_fraction < 1.0 and not self.uses_dataset:
+            raise ConfigError(f"real_fraction keeps a share of the dataset; this {regime} run reads none")
         if self.resolved_buffer == "mix" and self.offline_fraction == 0.0:
             raise ConfigError("buffer=mix with offline_fraction=0 draws no offline data; use buffer=discard for that")
         if self.uses_dataset and self.dataset not in LEVELS and not Path(self.dataset).suffix and not Path(self.dataset).is_dir():

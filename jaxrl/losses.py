@@ -129,3 +129,37 @@ def calibrated(q_policy, reference_value):
     """Cal-QL's bound: Q values of policy actions floored at the reference value V(s) of their state
     (the data's Monte Carlo return-to-go). `q_policy` [..., B], `reference_value` [B]."""
     return jnp.maximum(q_policy, reference_value)
+
+
+def discriminator_loss(real_logits, sim_logits):
+    """Cross-entropy of a real-vs-simulated classifier (class 0 real, class 1 simulated), averaged over the
+    batch: -log p(real | real rows) - log p(sim | simulated rows). Logits [B, 2]."""
+    return -(jax.nn.log_softmax(real_logits)[:, 0].mean() + jax.nn.log_softmax(sim_logits)[:, 1].mean())
+
+
+def dynamics_log_ratio(sas_logits):
+    """H2O/DARC's log P_real(s'|s,a) / P_sim(s'|s,a) from the (s,a,s') classifier's own logits [..., 2]
+    (class 0 real). By Bayes it is log p(real|s,a,s')/p(sim|s,a,s') - log p(real|s,a)/p(sim|s,a); both
+    references read p(.|s,a,s') as softmax(D_sas + D_sa) and p(.|s,a) as softmax(D_sa), so D_sa's logits
+    cancel and the ratio is D_sas's logit gap (D_sa still shapes what D_sas learns: see its training)."""
+    return sas_logits[..., 0] - sas_logits[..., 1]
+
+
+def importance_weights(log_ratio, low: float = 1e-5, high: float = 1.0):
+    """H2O's weights of simulated TD errors: the dynamics ratio P_real/P_sim clipped to [low, high]."""
+    return jnp.clip(jnp.exp(log_ratio), low, high)
+
+
+def dynamics_gap(log_ratios, low: float = 1e-45, high: float = 10.0):
+    """H2O's u(s,a): the mean over sampled next states (last axis) of log P_sim/P_real, an estimate of
+    KL(P_sim || P_real) at (s, a), clipped to [low, high] so every weight stays positive."""
+    return jnp.clip(-log_ratios.mean(axis=-1), low, high)
+
+
+def gap_penalty(q_sim, u, q_real, clip: float = 1000.0):
+    """H2O's dynamics-aware penalty per critic: logsumexp over the simulated batch of Q + log omega, omega =
+    u / sum u (a soft maximum that leans on the rows with the largest gap), minus the mean Q of the real
+    rows, clipped to [-clip, clip] as the reference. `q_sim` [K, Bs], `u` [Bs], `q_real` [K, Br] -> [K]."""
+    log_omega = jnp.log(u) - jnp.log(u.sum())
+    gap = jax.scipy.special.logsumexp(q_sim + log_omega, axis=-1) - q_real.mean(axis=-1)
+    return jnp.clip(gap, -clip, clip)

@@ -79,6 +79,17 @@ class ValueNet(nn.Module):
         return MLP(self.hidden_dims, 1)(obs)[..., 0]
 
 
+class Discriminator(nn.Module):
+    """Real-vs-simulated classifier of its concatenated inputs: 2 logits bounded to [-2, 2] (2 tanh, as
+    H2O's reference, so no probability saturates)."""
+
+    hidden_dims: Sequence[int]
+
+    @nn.compact
+    def __call__(self, *inputs):
+        return 2.0 * jnp.tanh(MLP(self.hidden_dims, 2)(jnp.concatenate(inputs, axis=-1)))
+
+
 class TanhGaussianActor(nn.Module):
     """State-dependent Gaussian over pre-tanh actions (SAC): returns (mean, log_std)."""
 

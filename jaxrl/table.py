@@ -86,9 +86,9 @@ def _cell_config(spec: TableSpec, algo: str, row: str, out: Path):
     name = settings.pop("algo", algo)
     fields = _merge(_merge(_merge({"env": spec.env, "suite": spec.suite}, spec.common), spec.row_settings()[row]), settings)
     fields = _merge(fields, per_row.get(row, {}))
-    hyperparameters = dict(fields.pop("agent", {}) or {})
-    if "hidden_dims" in hyperparameters:
-        hyperparameters["hidden_dims"] = tuple(hyperparameters["hidden_dims"])
+    # YAML lists are tuples to the configs (network widths are static fields, hashed by jit).
+    hyperparameters = {k: tuple(v) if isinstance(v, list) else v for k, v in (fields.pop("agent", {}) or {}).items()}
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
     suite_dir = Path(fields["suite"])
     if suite_dir.is_dir():  # a directory of D4RL-layout files: the row's level names the file
         fields["dataset"] = str(suite_dir / f"{fields.get('dataset', row)}.hdf5")
@@ -186,7 +186,28 @@ def _dips(spec: TableSpec, cells: dict, algo: str) -> list[np.ndarray] | None:
 def _claim_verdict(spec: TableSpec, cells: dict, claim: dict) -> str:
     """One claim's verdict. Kinds: {best, among}: `best` has the highest row average of the final scores;
     {no_dip}: in every row the algorithm's mean dip stays within one std (over seeds) of its offline score;
-    {smaller_dip, than}: the first's dip, averaged over rows, is smaller than the second's."""
+    {smaller_dip, than}: the first's dip, averaged over rows, is smaller than the second's;
+    {beats, each_of}: its row average is above each of theirs;
+    {margin_grows, over}: its lead over `over` grows from row to row, in the rows' order (e.g. ever less real data)."""
+    if "beats" in claim:
+        algo, others = claim["beats"], [a for a in claim["each_of"] if a in spec.algorithms]
+        averages = row_averages(spec, cells, [algo, *others])
+        if any(v is None for v in averages.values()):
+            return "undecided (cells missing or diverged: " + ", ".join(a for a, v in averages.items() if v is None) + ")"
+        holds = all(averages[algo] > averages[a] for a in others)
+        return f"{'holds' if holds else 'does not hold'}: {algo} averages {averages[algo]:.1f}; " + ", ".join(
+            f"{a} {averages[a]:.1f}" for a in others
+        )
+    if "margin_grows" in claim:
+        algo, other, rows = claim["margin_grows"], claim["over"], list(spec.row_settings())
+        missing = [f"{a}/{r}" for a in (algo, other) for r in rows if "mean" not in cells.get((a, r), {})]
+        if missing:
+            return "undecided (cells missing or diverged: " + ", ".join(missing) + ")"
+        margins = [cells[(algo, r)]["mean"] - cells[(other, r)]["mean"] for r in rows]
+        holds = all(b > a for a, b in zip(margins[:-1], margins[1:], strict=True))
+        return f"{'holds' if holds else 'does not hold'}: {algo} - {other}: " + ", ".join(
+            f"{r} {m:+.1f}" for r, m in zip(rows, margins, strict=True)
+        )
     if "no_dip" in claim:
         algo = claim["no_dip"]
         dips = _dips(spec, cells, algo)

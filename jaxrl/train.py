@@ -56,13 +56,17 @@ def _ref_scores(metadata: dict) -> tuple[float, float] | None:
     return None
 
 
-def _env_params(env, specs: tuple[str, ...], field: str):
-    """The env's params with `specs` ("g=12") applied; None (the env's own) when there are none."""
-    if not specs:
+def _env_params(env, specs: tuple[str, ...], field: str, dynamics: tuple[str, ...] = (), dynamics_field: str = ""):
+    """The env's params with `specs` ("g=12": raw values) or `dynamics` ("gravity=2": scales of the env's
+    own, and joint_noise) applied; None (the env's own) when there are neither."""
+    if specs and dynamics:
+        raise ConfigError(f"set {field} (raw values) or {dynamics_field} (scales), not both")
+    if not specs and not dynamics:
         return None
-    values = parse_assignments(specs, field)
+    field, make = (field, env.params_with) if specs else (dynamics_field, env.dynamics_params)
+    values = parse_assignments(specs or dynamics, field)
     try:
-        return env.params_with(**{name: float(value) for name, value in values.items()})
+        return make(**{name: float(value) for name, value in values.items()})
     except ValueError as err:
         raise ConfigError(f"{field}: {err}") from None
 
@@ -204,9 +208,12 @@ def build(cfg: TrainConfig, init_from=None) -> Built:
     normaliser) the run starts from instead of a fresh init."""
     cfg.validate()
     env = envs.make(cfg.env)
-    collect_params = _env_params(env, cfg.env_params, "env_params")
-    eval_params = _env_params(env, cfg.eval_params, "eval_env_params")
+    collect_params = _env_params(env, cfg.env_params, "env_params", cfg.sim_dynamics, "sim_dynamics")
+    eval_raw = (cfg.eval_env_params or ()) if cfg.eval_dynamics else cfg.eval_params  # eval_dynamics: not env_params'
+    eval_params = _env_params(env, eval_raw, "eval_env_params", cfg.eval_dynamics, "eval_dynamics")
     base: Agent = cfg.agent.configure(env.spec, cfg.steps)
+    if cfg.resolved_buffer == "mix":  # the mix's first rows are the dataset's
+        base = base.with_real_share(cfg.offline_fraction)
     grid = parse_sweep(cfg.sweep, base)
     members = make_members(grid, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)))
     init_from = init_from if init_from is not None else cfg.init_from
@@ -217,6 +224,8 @@ def build(cfg: TrainConfig, init_from=None) -> Built:
     dataset = None
     if cfg.uses_dataset:
         dataset, metadata = _load_data(cfg, env.spec)
+        if cfg.real_fraction < 1.0:
+            dataset = dataset.subset(cfg.real_fraction, cfg.first_seed)
         if cfg.corruption.elements:  # before any normalisation, as in the protocol
             dataset, metadata = corrupt(dataset, metadata, cfg.corruption)
         base = base.adapt_to_dataset(dataset, metadata)

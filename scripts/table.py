@@ -19,9 +19,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", help="generated suite profile, or a directory of <level>.hdf5 files (e.g. D4RL)")
     parser.add_argument("--env", help="environment the policies are evaluated in")
     parser.add_argument("--only", nargs="*", help="run only these algorithms")
+    parser.add_argument("--rows", nargs="*", help="run only these rows (names as in the spec)")
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--out", help="output directory (default runs/tables/<name>)")
+
+
+def _only_rows(spec: TableSpec, rows: list[str]) -> TableSpec | None:
+    """The spec with only the named rows, or None when it has none of them."""
+    if not set(rows) & set(spec.row_settings()):
+        return None
+    return dataclasses.replace(spec, levels=[r for r in spec.levels if r in rows],
+                               rows={k: v for k, v in spec.rows.items() if k in rows})  # fmt: skip
 
 
 def run_specs(paths: list[str], args: argparse.Namespace, rename=None) -> None:
@@ -32,6 +41,11 @@ def run_specs(paths: list[str], args: argparse.Namespace, rename=None) -> None:
         specs = [dataclasses.replace(TableSpec.load(path), **overrides) for path in paths]
         if rename is not None:
             specs = [dataclasses.replace(spec, name=rename(spec.name)) for spec in specs]
+        if getattr(args, "rows", None):
+            known = [r for spec in specs for r in spec.row_settings()]
+            specs = [spec for spec in (_only_rows(spec, args.rows) for spec in specs) if spec is not None]
+            if not specs:
+                raise ConfigError(f"no table has the rows {args.rows}; their rows: {', '.join(known)}")
         for spec in specs:
             out = (
                 Path(args.out) / spec.name

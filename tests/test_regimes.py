@@ -220,6 +220,19 @@ def test_hybrid_learns_from_the_dataset_and_the_simulator(tmp_path, random_pendu
     assert float(program.data["collect_params"].g) == 12.0 and float(program.data["eval_params"].g) == 12.0
 
 
+def test_real_fraction_keeps_a_seeded_share_of_the_dataset(tmp_path, random_pendulum_file):
+    def rows(**overrides):
+        cfg = o2o(tmp_path, random_pendulum_file, "scarce", agent=BC(hidden_dims=(8, 8)), regime="hybrid", online_steps=0,
+                  seeds=1, steps=200, **overrides)  # fmt: skip
+        return np.asarray(build(cfg).program.data["dataset"].observations)
+
+    everything, scarce = rows(), rows(real_fraction=0.3)
+    assert scarce.shape[0] == round(0.3 * everything.shape[0])
+    np.testing.assert_array_equal(scarce, rows(real_fraction=0.3))  # the same rows given the same seed
+    assert not np.array_equal(scarce, rows(real_fraction=0.3, first_seed=1))
+    assert np.isin(scarce[:, 0], everything[:, 0]).all()  # rows of the dataset, not new ones
+
+
 # Environment parameters --------------------------------------------------------------------------
 
 
@@ -241,6 +254,28 @@ def test_env_params_reach_collecting_and_evaluation(tmp_path, random_pendulum_fi
                                      eval_env_params=(), run_dir=str(tmp_path / "y"))).program  # fmt: skip
     assert float(collect_only.data["collect_params"].g) == 20.0
     assert collect_only.data["eval_params"] is None  # evaluated in the env's own dynamics
+
+
+def test_sim_dynamics_shift_collecting_only_and_bad_ones_are_refused_before_compiling(tmp_path, random_pendulum_file):
+    """H2O's protocol: the simulator is the env with scaled dynamics (and joint noise); policies are
+    evaluated in the env's own dynamics unless eval_dynamics says otherwise."""
+    cfg = o2o(tmp_path, random_pendulum_file, "sim", agent=BC(hidden_dims=(8, 8)), regime="hybrid", online_steps=0,
+              seeds=1, sim_dynamics=("gravity=2", "joint_noise=0.5"))  # fmt: skip
+    data = build(cfg).program.data
+    assert float(data["collect_params"].g) == 20.0 and float(data["collect_params"].joint_noise) == 0.5
+    assert data["eval_params"] is None  # the real env
+    shifted = build(cfg.__class__(**{**cfg.__dict__, "eval_dynamics": ("length=1.5",)})).program.data["eval_params"]
+    assert float(shifted.l) == 1.5 and float(shifted.g) == 10.0
+    for bad, message in [
+        (
+            dict(sim_dynamics=("friction=2",)),
+            "sim_dynamics: gymnax/Pendulum-v1 has no dynamics 'friction'; its dynamics: gravity",
+        ),
+        (dict(sim_dynamics=("gravity=0",)), "gravity must be a finite number > 0"),
+        (dict(env_params=("g=3",)), r"set env_params \(raw values\) or sim_dynamics \(scales\), not both"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            build(cfg.__class__(**{**cfg.__dict__, **bad}))
 
 
 def test_gravity_makes_the_pendulum_fall_faster():
@@ -285,6 +320,8 @@ def test_unknown_env_parameter_lists_the_env_parameters(tmp_path):
         (dict(agent=IQL(), buffer="keep"), "the offline regime has none"),
         (dict(agent=IQL(), regime="online", offline_fraction=1.5), "offline_fraction must be in"),
         (dict(agent=SAC(), regime="online", buffer="mix", offline_fraction=0.0), "mix with offline_fraction=0 draws no"),
+        (dict(agent=SAC(), regime="hybrid", real_fraction=0.0), r"real_fraction must be in \(0, 1\], got 0.0"),
+        (dict(agent=SAC(), regime="online", real_fraction=0.5), "real_fraction keeps a share of the dataset; this online run"),
     ],
 )
 def test_refused_regimes_say_why_before_compiling(overrides, message):

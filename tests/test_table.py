@@ -68,6 +68,21 @@ def test_claims_and_average(tmp_path):
     assert "| rew | **20.0 +- 0.0** | diverged |" in table and "| average | **25.0** | - |" in table
 
 
+def test_beats_each_and_growing_margin_claims(tmp_path):
+    beats = {"claim": "RIQL beats IQL", "beats": "riql", "each_of": ["iql"]}
+    grows = {"claim": "RIQL's lead grows", "margin_grows": "riql", "over": "iql"}
+    spec = _load(tmp_path, {**SPEC, "claims": [beats, grows]})
+    verdicts = check_claims(spec, _cells([0, 10], [5, 30])).splitlines()
+    assert "RIQL beats IQL: holds: riql averages 17.5; iql 5.0" in verdicts[1]
+    assert "RIQL's lead grows: holds: riql - iql: obs +5.0, rew +20.0" in verdicts[2]
+    verdicts = check_claims(spec, _cells([0, 40], [5, 30])).splitlines()
+    assert "does not hold: riql averages 17.5; iql 20.0" in verdicts[1]
+    assert "does not hold: riql - iql: obs +5.0, rew -10.0" in verdicts[2]
+    cells = _cells([0, 10], [5, 30])
+    del cells[("iql", "rew")]
+    assert all("undecided" in line for line in check_claims(spec, cells).splitlines()[1:])
+
+
 def test_finished_cells_are_reused_only_under_the_same_settings(tmp_path, monkeypatch):
     import jaxrl.train
 

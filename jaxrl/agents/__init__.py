@@ -7,6 +7,7 @@ from jaxrl.agents.calql import CalQL
 from jaxrl.agents.cql import CQL
 from jaxrl.agents.dt import DT
 from jaxrl.agents.ensembles import EDAC, SACN
+from jaxrl.agents.h2o import H2O
 from jaxrl.agents.iql import IQL
 from jaxrl.agents.ppo import PPO
 from jaxrl.agents.riql import RIQL
@@ -17,7 +18,9 @@ from jaxrl.agents.td3bc import TD3BC, ReBRAC
 from jaxrl.agents.wsrl import WSRL
 
 # Which regime an agent runs in is the config's choice (TrainConfig.regime), not the registry's.
-AGENTS = {cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, CalQL, SACN, EDAC, RO2O, AWAC, DT, SAC, TD3, PPO, WSRL)}
+AGENTS = {
+    cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, CalQL, SACN, EDAC, RO2O, AWAC, DT, SAC, TD3, PPO, WSRL, H2O)
+}
 
 
 def make_agent(name: str, **hyperparameters) -> Agent:
@@ -41,6 +44,7 @@ __all__ = [
     "CQL",
     "DT",
     "EDAC",
+    "H2O",
     "IQL",
     "PPO",
     "RIQL",

@@ -53,6 +53,7 @@ class Agent(struct.PyTreeNode):
     normalizes_observations = False  # the default of TrainConfig.normalize_obs for this agent
     default_regime = "offline"  # the regime TrainConfig.regime defaults to for this agent
     offline_only = ""  # why the agent cannot learn from online transitions ("": it can)
+    hybrid_only = ""  # why the agent needs real data and a simulator together, the hybrid regime ("": it does not)
     # On-policy agents (PPO) learn from their own rollouts through `update_rollout(state, rollout,
     # extras, key)`, in the online regime only; the others learn from batches through `update`.
     on_policy = False
@@ -99,6 +100,11 @@ class Agent(struct.PyTreeNode):
     def rows_per_update(self, batch_size: int) -> int:
         """Rows of the batch one `update` takes (several critic steps per update take several batches)."""
         return batch_size
+
+    def with_real_share(self, share: float) -> "Agent":
+        """The agent for batches whose first `share` of rows are real data and the rest simulated (the
+        hybrid regime's mix puts the dataset's rows first); default: it does not tell them apart."""
+        return self
 
     def for_online(self) -> "Agent":
         """The agent an online phase that follows pretraining trains with (default: the same)."""

@@ -60,6 +60,10 @@ class SAC(CriticAgent):
         """Extra critic loss as `params -> (penalty, metrics)`, or None (plain SAC)."""
         return None
 
+    def td_weights(self, state, batch):
+        """Per-row weights [B] of the squared TD errors (H2O's importance weights), or None: all 1."""
+        return None
+
     def actor_regularizer(self, state, batch, key):
         """Extra actor loss as `actor params -> (penalty, metrics)`, or None (plain SAC)."""
         return None
@@ -114,7 +118,9 @@ class SAC(CriticAgent):
             next_q = next_q - alpha * next_log_prob
         target = losses.td_target(batch.rewards, batch.terminals, next_q, self.gamma)
         regularizer = self.critic_regularizer(state, batch, k_reg)
-        critic, q_loss, qs, reg_metrics = self.fit_critic(state.critic, batch, target, regularizer=regularizer)
+        weights = self.td_weights(state, batch)
+        loss = jnp.square if weights is None else (lambda error: weights * jnp.square(error))
+        critic, q_loss, qs, reg_metrics = self.fit_critic(state.critic, batch, target, loss, regularizer)
         state = state.replace(  # `replace` keeps the fields of subclasses' states (CQL's multiplier)
             critic=critic, target_critic_params=losses.soft_update(state.target_critic_params, critic.params, self.tau)
         )

@@ -44,6 +44,13 @@ class Dataset:
         out["timeouts"] = out["timeouts"].astype(bool)
         return out
 
+    def subset(self, fraction: float, seed: int) -> "Dataset":
+        """round(fraction * size) rows drawn without replacement given `seed`, kept in their order (so what
+        remains of each episode stays contiguous; returns-to-go end where a row does not continue)."""
+        keep = max(1, round(fraction * self.size))
+        rows = np.sort(np.random.default_rng(seed).choice(self.size, keep, replace=False))
+        return jax.tree.map(lambda x: x[rows], self)
+
     def episode_returns(self) -> np.ndarray:
         """Undiscounted return of every (possibly partial) episode, in order."""
         ends = np.asarray(self.terminals, bool) | np.asarray(self.timeouts, bool)
