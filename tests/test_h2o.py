@@ -1,5 +1,6 @@
-"""H2O: its loss terms against hand-computed values, what its classifiers learn about a dynamics gap, how
-the weights and the penalty act on an update, and the configurations it refuses."""
+"""H2O and DARC: their loss terms against hand-computed values, what the real-vs-simulated classifiers learn
+about a dynamics gap, how H2O's weights and penalty and DARC's reward correction act on an update, and
+the configurations they refuse."""
 
 import math
 
@@ -10,7 +11,7 @@ import pytest
 
 import envs
 from jaxrl import losses
-from jaxrl.agents import H2O, SAC, ConfigError
+from jaxrl.agents import DARC, H2O, SAC, ConfigError
 from jaxrl.data import Dataset
 from jaxrl.train import TrainConfig
 
@@ -155,6 +156,22 @@ def test_importance_weights_and_penalty_act_on_the_simulated_rows(trained_classi
     assert penalised < unpenalised - 0.1
 
 
+def test_darc_learns_from_simulated_rows_with_rewards_lowered_where_the_dynamics_differ(trained_classifiers):
+    """DARC's SAC sees only the simulated rows, each reward plus log P_real/P_sim(s'|s,a): lower where the
+    simulator is most wrong. (The classifiers are H2O's trained ones: the two agents share them.)"""
+    _, state, _ = trained_classifiers
+    darc = configured(DARC(hidden_dims=TINY, discriminator_dims=(64, 64)))
+    batch = gap_batch(jax.random.PRNGKey(6), 512)
+    r = darc.real_rows(batch)
+    rows = darc.training_rows(state, batch)
+    np.testing.assert_array_equal(rows.observations, batch.observations[r:])
+    correction = np.asarray(rows.rewards - batch.rewards[r:])
+    gap = np.abs(np.asarray(batch.observations[r:, 0]))
+    assert correction[gap > 1.0].mean() < correction[gap < 0.1].mean() - 1.0
+    after, metrics = jax.jit(darc.update)(state, batch, jax.random.PRNGKey(7))
+    assert "dsas_loss" in metrics and int(after.step) == int(state.step) + 1
+
+
 # Refusals -----------------------------------------------------------------------------------------
 
 
@@ -166,8 +183,9 @@ def test_importance_weights_and_penalty_act_on_the_simulated_rows(trained_classi
         (dict(regime="hybrid", offline_fraction=1.0), r"offline_fraction must be in \(0, 1\), got 1.0"),
     ],
 )
-def test_h2o_refuses_what_it_cannot_learn_from(tmp_path, overrides, message):
+@pytest.mark.parametrize("agent", [H2O, DARC])
+def test_sim_to_real_agents_refuse_what_they_cannot_learn_from(tmp_path, overrides, message, agent):
     from jaxrl.train import build
 
-    with pytest.raises(ConfigError, match=message):
-        build(TrainConfig(agent=H2O(hidden_dims=TINY), run_dir=str(tmp_path), **overrides))
+    with pytest.raises(ConfigError, match=message.replace("h2o", agent.name)):
+        build(TrainConfig(agent=agent(hidden_dims=TINY), run_dir=str(tmp_path), **overrides))

@@ -5,6 +5,7 @@ from jaxrl.agents.base import Agent, ConfigError
 from jaxrl.agents.bc import BC
 from jaxrl.agents.calql import CalQL
 from jaxrl.agents.cql import CQL
+from jaxrl.agents.darc import DARC
 from jaxrl.agents.dt import DT
 from jaxrl.agents.ensembles import EDAC, SACN
 from jaxrl.agents.h2o import H2O
@@ -42,6 +43,7 @@ __all__ = [
     "BC",
     "CalQL",
     "CQL",
+    "DARC",
     "DT",
     "EDAC",
     "H2O",
