@@ -267,3 +267,36 @@ def bench_finetune_ours(algo: str, members: int, chunk_steps: int, repeats: int,
     unit = "env steps/s" if members == 1 else "member-env steps/s"
     return Result.of(f"{algo} fine-tuning online, jaxrl, {members} seed{plural}", finetune_config(agent, chunk_steps, batch_size),
                      timing, chunk_steps, members, unit)  # fmt: skip
+
+
+def bench_hybrid_ours(algo: str, members: int, chunk_steps: int, repeats: int, batch_size: int, quiet_wait: float) -> Result:
+    """The hybrid regime's iteration (H2O, or SAC for reference): one simulator step of Pendulum with gravity
+    x2, then one update on a batch of half real rows (20k random Pendulum transitions standing in for the
+    real data: only their shapes matter for speed) and half simulated ones, classifier step included."""
+    from jaxrl.phases import Online
+    from jaxrl.trainer import build_program
+
+    env = envs.make("gymnax/Pendulum-v1")
+    agent = make_agent(algo).configure(env.spec, 1_000_000).with_real_share(0.5)
+    agents = stack_agents(agent, seeds(members))
+    keys = member_keys(seeds(members))
+    rng = np.random.default_rng(0)
+    n, d = 20_000, env.spec.obs_dim
+    obs = rng.standard_normal((n, d)).astype(np.float32)
+    real = Dataset.from_numpy(observations=obs, actions=rng.uniform(-1, 1, (n, 1)).astype(np.float32),
+                              rewards=rng.standard_normal(n).astype(np.float32), next_observations=obs,
+                              terminals=np.zeros(n, np.float32), timeouts=np.zeros(n, np.float32))  # fmt: skip
+    spec = Online(chunk_steps * 100, chunk_steps, batch_size, learning_starts=0, buffer_size=200_000, buffer="mix")
+    program = build_program(agents, [spec], normalizer=Normalizer.identity(d), eval_env=env, eval_episodes=1, env=env,
+                            dataset=real, collect_params=env.dynamics_params(gravity=2.0))  # fmt: skip
+    label = f"{algo} hybrid (jaxrl) x{members}"
+    states = jax.block_until_ready(program.init(keys))
+    timing = time_program(program.chunk, states, repeats, label, quiet_wait)
+    check_counter(label, states, timing.state, timing.calls * chunk_steps)
+    plural = "s" if members > 1 else ""
+    unit = "iterations/s" if members == 1 else "member-iterations/s"
+    nets = "x".join(map(str, agent.hidden_dims))
+    extra = f", classifiers {'x'.join(map(str, agent.discriminator_dims))}" if hasattr(agent, "discriminator_dims") else ""
+    setting = (f"Pendulum-v1 sim (gravity x2), {nets}{extra}, batch {batch_size} (half real), 1 env step + 1 update "
+               f"per iteration, chunk {chunk_steps}")  # fmt: skip
+    return Result.of(f"{algo} hybrid, jaxrl, {members} seed{plural}", setting, timing, chunk_steps, members, unit)

@@ -7,6 +7,7 @@ from benchmarks.machine import LoadMeter, matmul_gflops
 from benchmarks.ours import (
     PPOSetting,
     bench_finetune_ours,
+    bench_hybrid_ours,
     bench_offpolicy_ours,
     bench_ours,
     bench_ppo_ours,
@@ -120,6 +121,13 @@ def bench_online(
                 wait_quiet(args.wait_quiet)
                 chunk = 20 if args.quick else (1000 if algo == "sac" else 50)
                 results.append(bench_finetune_ours(algo, members, chunk, repeats, args.batch_size, args.wait_quiet))
+    if "hybrid" not in args.skip:  # the hybrid regime: H2O's iteration next to SAC's on the same mixed batches
+        for algo in ("sac", "h2o"):
+            for members in (1, 8):
+                print(f"{algo} hybrid x{members} (jaxrl)", flush=True)
+                wait_quiet(args.wait_quiet)
+                chunk = 20 if args.quick else 500
+                results.append(bench_hybrid_ours(algo, members, chunk, repeats, args.batch_size, args.wait_quiet))
     if ratios:
         notes += rejax_notes(learning_starts, args.buffer_size)
     return results, ratios, notes
