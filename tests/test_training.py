@@ -233,7 +233,7 @@ def test_invalid_config_is_rejected_before_compiling(tmp_path, overrides, messag
 def test_unknown_algorithm():
     with pytest.raises(
         ConfigError,
-        match="unknown algorithm 'xql'; available: awac, bc, calql, cql, dt, edac, iql, ppo, rebrac, riql, ro2o, sac, sac-n, td3, td3bc, wsrl",
+        match="unknown algorithm 'xql'; available: awac, bc, calql, cql, darc, dt, edac, h2o, iql, ppo, rebrac, riql, ro2o, sac, sac-n, td3, td3bc, wsrl",
     ):
         make_agent("xql")
 

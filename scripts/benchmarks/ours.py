@@ -259,14 +259,20 @@ def bench_finetune_ours(algo: str, members: int, chunk_steps: int, repeats: int,
                   agents=agents.for_online())  # fmt: skip
     program = build_program(agents, [spec], normalizer=Normalizer.identity(env.spec.obs_dim), eval_env=env,
                             eval_episodes=1, env=env, warm_start=WarmStart(pretrained))  # fmt: skip
-    label = f"{algo} fine-tuning (jaxrl) x{members}"
+    return _time_online_program(program, keys, f"{algo} fine-tuning", "online", finetune_config(agent, chunk_steps, batch_size),
+                                "env steps", chunk_steps, members, repeats, quiet_wait)  # fmt: skip
+
+
+def _time_online_program(program, keys, what: str, regime: str, setting: str, unit: str, chunk_steps: int, members: int,
+                         repeats: int, quiet_wait: float) -> Result:  # fmt: skip
+    """Time the chunks of an online program of `members` seeds; `unit` names what a chunk step is."""
+    label = f"{what} (jaxrl) x{members}"
     states = jax.block_until_ready(program.init(keys))
     timing = time_program(program.chunk, states, repeats, label, quiet_wait)
     check_counter(label, states, timing.state, timing.calls * chunk_steps)
     plural = "s" if members > 1 else ""
-    unit = "env steps/s" if members == 1 else "member-env steps/s"
-    return Result.of(f"{algo} fine-tuning online, jaxrl, {members} seed{plural}", finetune_config(agent, chunk_steps, batch_size),
-                     timing, chunk_steps, members, unit)  # fmt: skip
+    unit = f"{unit}/s" if members == 1 else f"member-{unit}/s"
+    return Result.of(f"{what} {regime}, jaxrl, {members} seed{plural}", setting, timing, chunk_steps, members, unit)
 
 
 def bench_hybrid_ours(algo: str, members: int, chunk_steps: int, repeats: int, batch_size: int, quiet_wait: float) -> Result:
@@ -289,14 +295,8 @@ def bench_hybrid_ours(algo: str, members: int, chunk_steps: int, repeats: int, b
     spec = Online(chunk_steps * 100, chunk_steps, batch_size, learning_starts=0, buffer_size=200_000, buffer="mix")
     program = build_program(agents, [spec], normalizer=Normalizer.identity(d), eval_env=env, eval_episodes=1, env=env,
                             dataset=real, collect_params=env.dynamics_params(gravity=2.0))  # fmt: skip
-    label = f"{algo} hybrid (jaxrl) x{members}"
-    states = jax.block_until_ready(program.init(keys))
-    timing = time_program(program.chunk, states, repeats, label, quiet_wait)
-    check_counter(label, states, timing.state, timing.calls * chunk_steps)
-    plural = "s" if members > 1 else ""
-    unit = "iterations/s" if members == 1 else "member-iterations/s"
     nets = "x".join(map(str, agent.hidden_dims))
     extra = f", classifiers {'x'.join(map(str, agent.discriminator_dims))}" if hasattr(agent, "discriminator_dims") else ""
     setting = (f"Pendulum-v1 sim (gravity x2), {nets}{extra}, batch {batch_size} (half real), 1 env step + 1 update "
                f"per iteration, chunk {chunk_steps}")  # fmt: skip
-    return Result.of(f"{algo} hybrid, jaxrl, {members} seed{plural}", setting, timing, chunk_steps, members, unit)
+    return _time_online_program(program, keys, algo, "hybrid", setting, "iterations", chunk_steps, members, repeats, quiet_wait)
