@@ -20,7 +20,8 @@ from jaxrl.agents.wsrl import WSRL
 
 # Which regime an agent runs in is the config's choice (TrainConfig.regime), not the registry's.
 AGENTS = {
-    cls.name: cls for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, CalQL, SACN, EDAC, RO2O, AWAC, DT, SAC, TD3, PPO, WSRL, H2O)
+    cls.name: cls
+    for cls in (BC, IQL, RIQL, TD3BC, ReBRAC, CQL, CalQL, SACN, EDAC, RO2O, AWAC, DT, SAC, TD3, PPO, WSRL, H2O, DARC)
 }
 
 
