@@ -26,6 +26,9 @@ class H2O(SimToReal):
     backup_entropy: bool = static(False, help="subtract alpha log pi(a'|s') in the critic target")
     penalty_weight: float = nonnegative(0.01, help="beta: weight of the dynamics-gap penalty")
     next_state_samples: int = static(10, help="next states sampled around s' to estimate u(s,a)")
+    next_state_std_ratio: float = nonnegative(
+        1.0, help="std of those samples in units of the real observations' std (the reference's s_prime_std_ratio)"
+    )
     importance_weighting: bool = static(True, help="weight simulated TD errors by the dynamics ratio")
     gap_penalty: bool = static(True, help="the u-weighted penalty on simulated Q values (off with the weights: naive mix)")
 
@@ -49,7 +52,7 @@ class H2O(SimToReal):
         r, m = self.real_rows(batch), self.next_state_samples
         obs, action, next_obs = batch.observations[r:], batch.actions[r:], batch.next_observations[r:]
         std = batch.observations[:r].std(axis=0)
-        sampled = next_obs + std * jax.random.normal(key, (m, *next_obs.shape))
+        sampled = next_obs + self.next_state_std_ratio * std * jax.random.normal(key, (m, *next_obs.shape))
         log_ratios = jax.vmap(lambda s: self.log_ratio(state.discriminators.params, obs, action, s))(sampled)
         # Floored at 1e-30, not the reference's 1e-45: that is a float32 subnormal, which devices may flush
         # to 0, and a batch of zeros would make omega = u / sum u undefined.
