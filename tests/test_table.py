@@ -1,6 +1,7 @@
 """Results tables: rows of overrides, per-row algorithm settings, the claims verdict, and resuming."""
 
 import types
+from pathlib import Path
 
 import pytest
 import yaml
@@ -162,3 +163,15 @@ def test_offline_to_online_cells_show_the_switch_and_dip_claims(tmp_path):
     assert "Cal-QL has no drop: does not hold" in check_claims(spec, cells)
     del cells[("cql", "medium")]
     assert "Cal-QL dips less than CQL: undecided (no offline-to-online cells for cql)" in check_claims(spec, cells)
+
+
+TABLE_SPECS = sorted((Path(__file__).parents[1] / "experiments" / "tables").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TABLE_SPECS, ids=[p.stem for p in TABLE_SPECS])
+def test_committed_table_specs_give_valid_cells(path, tmp_path):
+    """Every cell of every committed table is a valid run, so `make reproduce-*` cannot fail hours in."""
+    spec = TableSpec.load(path)
+    for algo in spec.algorithms:
+        for row in spec.row_settings():
+            _cell_config(spec, algo, row, tmp_path).validate()
