@@ -11,24 +11,11 @@ Writes runs/tables/<name>/table.md, table.png and cells.jsonl per table.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from table import add_arguments, run_specs  # noqa: E402
-
-TABLES = Path(__file__).parent.parent / "experiments" / "tables"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="GPU scale on the brax suites instead of Pendulum")
-    add_arguments(parser)
-    args = parser.parse_args()
-    specs = ["h2o_brax.yaml"] if args.full else ["h2o_pendulum.yaml", "h2o_scarce_pendulum.yaml"]
-    run_specs([str(TABLES / name) for name in specs], args)
-
+from table import reproduce  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    reproduce(__doc__, cpu=["h2o_pendulum.yaml", "h2o_scarce_pendulum.yaml"], gpu=["h2o_brax.yaml"])

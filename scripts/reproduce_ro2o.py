@@ -9,23 +9,11 @@ Writes runs/tables/<name>/table.md, table.png, curves-<dataset>.png (score acros
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from table import add_arguments, run_specs  # noqa: E402
-
-TABLES = Path(__file__).parent.parent / "experiments" / "tables"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="GPU scale on the brax suites instead of Pendulum")
-    add_arguments(parser)
-    args = parser.parse_args()
-    run_specs([str(TABLES / f"ro2o_{'brax' if args.full else 'pendulum'}.yaml")], args)
-
+from table import reproduce  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    reproduce(__doc__, cpu=["ro2o_pendulum.yaml"], gpu=["ro2o_brax.yaml"])

@@ -58,6 +58,17 @@ def run_specs(paths: list[str], args: argparse.Namespace, rename=None) -> None:
         raise SystemExit(f"error: {err}") from None
 
 
+def reproduce(doc: str, cpu: list[str], gpu: list[str]) -> None:
+    """A paper's `make reproduce-*`: the specs (names under experiments/tables/) at CPU scale, or with
+    --full at GPU scale, with the table options above."""
+    tables = Path(__file__).parent.parent / "experiments" / "tables"
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="GPU scale on the brax suites instead of Pendulum")
+    add_arguments(parser)
+    args = parser.parse_args()
+    run_specs([str(tables / name) for name in (gpu if args.full else cpu)], args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("specs", nargs="+", help="table specs (YAML)")
