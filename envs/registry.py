@@ -29,6 +29,15 @@ def _brax(brax_name: str) -> Callable[..., Env]:
     return build
 
 
+def _pathworld(task: str) -> Callable[..., Env]:
+    def build(name: str, **kwargs) -> Env:
+        from envs.pathworld import PathWorld
+
+        return PathWorld(name, task=task, **kwargs)
+
+    return build
+
+
 REGISTRY: dict[str, Callable[..., Env]] = {
     "gymnax/Pendulum-v1": _gymnax("Pendulum-v1"),
     "gymnax/MountainCarContinuous-v0": _gymnax("MountainCarContinuous-v0"),
@@ -36,6 +45,7 @@ REGISTRY: dict[str, Callable[..., Env]] = {
     "brax/halfcheetah": _brax("halfcheetah"),
     "brax/walker2d": _brax("walker2d"),
     "brax/ant": _brax("ant"),
+    **{f"pathworld/{task}": _pathworld(task) for task in ("reach", "push", "pick-place", "touch", "avoid")},
 }
 
 

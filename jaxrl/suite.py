@@ -14,6 +14,7 @@ cached on disk, and stores the random and expert policies' mean returns as `ref_
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ from jaxrl.trainer import build_on_policy_program, build_online_program
 
 LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "full-replay")
 SUITE_FORMAT = 2  # bump when generation changes, so stale caches are rebuilt
-GENERATORS = ("sac", "ppo")
+GENERATORS = ("sac", "ppo", "scripted")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class SuiteProfile:
     agent_steps: int  # online env steps used to train the generating agent
     snapshot_every: int  # env steps between policy snapshots
     transitions: int  # per level for random / medium / expert
-    generator: str = "sac"  # the generating agent: "sac" (D4RL's) or "ppo"
+    generator: str = "sac"  # the generating agent: "sac" (D4RL's), "ppo", or "scripted" (PathWorld's expert)
     agent_settings: tuple[tuple[str, Any], ...] = (("hidden_dims", (64, 64)),)  # its hyperparameters
     num_envs: int = 8  # envs stepped in parallel while training the generating agent
     utd: float = 0.125  # SAC: updates per env step (below 1 the replay levels hold more, older data)
@@ -148,6 +149,15 @@ _FULL = SuiteProfile(agent_steps=1_000_000, snapshot_every=20_000, transitions=1
                      eval_episodes=10, collect_envs=1000, learning_starts=10_000)  # fmt: skip
 PROFILES.update({f"brax/{name}": {"full": _FULL, "small": small, "smoke": _SMOKE} for name, small in _SMALL.items()})
 
+# PathWorld: the scripted expert at noise levels (`SCRIPTED_NOISE`), no agent to train.
+_SCRIPTED = {
+    "default": SuiteProfile(agent_steps=0, snapshot_every=1, transitions=100_000, generator="scripted", eval_episodes=100),
+    "smoke": SuiteProfile(
+        agent_steps=0, snapshot_every=1, transitions=3_000, generator="scripted", eval_episodes=20, collect_envs=20
+    ),  # fmt: skip
+}
+PROFILES.update({f"pathworld/{task}": _SCRIPTED for task in ("reach", "push", "pick-place", "touch", "avoid")})
+
 
 def suite_dir(env_name: str, profile: str, seed: int, root: Path | None = None) -> Path:
     return (root or data_dir()) / env_name.replace("/", "_") / f"{profile}-seed{seed}"
@@ -183,6 +193,21 @@ def collect(env, policy, key, num_transitions: int, num_envs: int) -> Dataset:
     flat = lambda x: x.reshape(num_envs * steps, *x.shape[2:])[:num_transitions]  # noqa: E731
     f32 = lambda x: flat(x).astype(jnp.float32)  # noqa: E731
     return Dataset(flat(obs), flat(action), flat(reward), flat(next_obs), f32(terminated), f32(truncated))
+
+
+@functools.lru_cache(maxsize=8)
+def _jit_label(path_label):
+    return jax.jit(path_label)
+
+
+def label_episodes(data: Dataset, path_label) -> Dataset:
+    """`data` with `paths`: every row gets `path_label(first observations)` of its episode, computed
+    once per episode."""
+    ends = np.asarray(data.terminals, bool) | np.asarray(data.timeouts, bool)
+    episode = np.concatenate([[0], np.cumsum(ends)[:-1]])
+    starts = np.flatnonzero(np.concatenate([[True], ends[:-1]]))
+    padded = np.resize(starts, 1 << int(len(starts) - 1).bit_length())  # few shapes, few compilations
+    return data.replace(paths=_jit_label(path_label)(data.observations[padded])[episode])
 
 
 def _concat(*datasets: Dataset) -> Dataset:
@@ -247,11 +272,67 @@ def _machine() -> str:
 
 
 def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: Path, verbose: bool) -> None:
-    info_path = out / "suite.json"
     log = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
     env = envs.make(env_name)
-    key = jax.random.PRNGKey(seed)
+    if prof.generator == "scripted":
+        datasets, common = _scripted_levels(env, prof, jax.random.PRNGKey(seed))
+    else:
+        datasets, common = _learned_levels(env, prof, jax.random.PRNGKey(seed), log, t0)
+    common = {"env": env_name, "profile": profile, "seed": seed, "generator": prof.generator, "format": SUITE_FORMAT, **common}
+    _write_suite(out, datasets, common, prof, t0)
+    log(f"[{env_name}] wrote {len(datasets)} datasets to {out} in {time.perf_counter() - t0:.0f} s")
+
+
+# The scripted expert's action noise per level (a std in [-1, 1] action units). Replay levels stand in for
+# a learner's history: n / 8 transitions per noise level, falling from 1.5 to medium's (medium-replay, 5/8
+# of n) or expert's (full-replay, n).
+SCRIPTED_NOISE = {"expert": 0.1, "medium": 0.6}
+REPLAY_NOISE = {"medium-replay": (1.5, 1.2, 1.0, 0.8, 0.6), "full-replay": (1.5, 1.2, 1.0, 0.8, 0.6, 0.4, 0.2, 0.1)}
+
+
+def _scripted_levels(env, prof: SuiteProfile, key):
+    """Every level from a scripted expert (PathWorld) at a noise level, with the expert's path labels."""
+    from envs.pathworld.expert import expert_action, path_label  # noqa: PLC0415 (only PathWorld suites need it)
+
+    params = env.default_params
+
+    def expert(noise):
+        return jax.vmap(lambda o, k: expert_action(params, o, k, noise))
+
+    def policy(noise):
+        return lambda obs, key: expert(noise)(obs, jax.random.split(key, obs.shape[0]))
+
+    def random_policy(obs, key):
+        return jax.random.uniform(key, (obs.shape[0], env.spec.action_dim), minval=-1.0, maxval=1.0)
+
+    label = jax.vmap(lambda o: path_label(params, o))
+    k_eval, k_random, k_levels = jax.random.split(key, 3)
+    # noise is an argument, not a constant, so every noise level shares one compiled program
+    score = jax.jit(lambda noise: evaluate_policy(env, policy(noise), k_eval, prof.eval_episodes).mean())
+    random_return = float(jax.jit(lambda: evaluate_policy(env, random_policy, k_eval, prof.eval_episodes).mean())())
+    expert_return, medium_return = float(score(SCRIPTED_NOISE["expert"])), float(score(SCRIPTED_NOISE["medium"]))
+    n, ne = prof.transitions, prof.collect_envs
+    # every level but random is parts of n / 8 transitions, one noise level each, all in one program
+    part = max(n // 8, ne)
+    noises = {"medium": [SCRIPTED_NOISE["medium"]] * 8, "expert": [SCRIPTED_NOISE["expert"]] * 8, **REPLAY_NOISE}
+    flat = jnp.array([noise for level in noises.values() for noise in level])
+    run = jax.jit(jax.vmap(lambda noise, k: collect(env, policy(noise), k, part, ne)))
+    parts = run(flat, jax.random.split(k_levels, len(flat)))
+    datasets, start = {"random": collect(env, random_policy, k_random, n, ne)}, 0
+    for level, level_noises in noises.items():
+        datasets[level] = _concat(*(jax.tree.map(lambda x, i=i: x[i], parts) for i in range(start, start + len(level_noises))))
+        start += len(level_noises)
+    datasets = {level: label_episodes(data, label) for level, data in datasets.items()}
+    datasets["medium-expert"] = _concat(datasets["medium"], datasets["expert"])
+    common = {"ref_min_score": random_return, "ref_max_score": expert_return, "medium_return": medium_return,
+              "scripted_noise": SCRIPTED_NOISE, "replay_noise": REPLAY_NOISE}  # fmt: skip
+    return datasets, common
+
+
+def _learned_levels(env, prof: SuiteProfile, key, log, t0):
+    """Every level from an online agent trained for the profile's budget (SAC or PPO)."""
+    env_name = env.spec.name
     agent_key, eval_key, collect_key = jax.random.split(key, 3)
 
     # 1. Train the generating agent, snapshotting its policy; the buffer keeps what it collected.
@@ -314,16 +395,18 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
     }
     datasets["medium-expert"] = _concat(datasets["medium"], datasets["expert"])
     common = {
-        "env": env_name,
-        "profile": profile,
-        "seed": seed,
-        "generator": prof.generator,
-        "format": SUITE_FORMAT,
         "ref_min_score": random_return,
         "ref_max_score": expert_return,
         "medium_return": float(snapshot_returns[medium_idx]),
         "medium_steps": medium_steps,
+        "snapshot_returns": snapshot_returns.tolist(),
     }
+    return datasets, common
+
+
+def _write_suite(out: Path, datasets: dict, common: dict, prof: SuiteProfile, t0: float) -> None:
+    info = {**common, "profile_settings": asdict(prof), "seconds": time.perf_counter() - t0, "machine": _machine()}
+    common = {k: v for k, v in common.items() if k != "snapshot_returns"}
     for level, data in datasets.items():
         returns = data.episode_returns()
         meta = {
@@ -334,19 +417,7 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
             "mean_episode_return": float(returns.mean()),
         }
         save_dataset(out / f"{level}.hdf5", data, meta)
-    info_path.write_text(
-        json.dumps(
-            {
-                **common,
-                "profile_settings": asdict(prof),
-                "snapshot_returns": snapshot_returns.tolist(),
-                "seconds": time.perf_counter() - t0,
-                "machine": _machine(),
-            },
-            indent=2,
-        )
-    )
-    log(f"[{env_name}] wrote {len(datasets)} datasets to {out} in {time.perf_counter() - t0:.0f} s")
+    (out / "suite.json").write_text(json.dumps(info, indent=2))
 
 
 def load_level(env_name: str, level: str, profile: str = "default", seed: int = 0, root: Path | None = None):

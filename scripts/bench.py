@@ -89,8 +89,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "whatever the load)")  # fmt: skip
     add("--wait-quiet-total", type=float, metavar="S", help="the most the whole run spends waiting and re-running "
         "disturbed chunks (default 900, with --against 120); then it measures anyway")  # fmt: skip
-    add("--skip", nargs="*", default=[], choices=["offline", "multi", "d3rlpy", "sac", "ppo", "finetune", "hybrid", "rejax", "hlo"],
-        help="benchmarks to leave out (sac: all online ones; ppo: the PPO ones; finetune: RO2O/WSRL/SAC fine-tuning; hybrid: H2O/SAC in the hybrid regime; multi: the offline programs with more than one seed; hlo: accepted for old commands, "
+    add("--skip", nargs="*", default=[], choices=["offline", "multi", "d3rlpy", "sac", "ppo", "finetune", "hybrid", "envs", "rejax", "hlo"],
+        help="benchmarks to leave out (sac: all online ones; ppo: the PPO ones; finetune: RO2O/WSRL/SAC fine-tuning; hybrid: H2O/SAC in the hybrid regime; envs: PathWorld and Pendulum env steps/s; multi: the offline programs with more than one seed; hlo: accepted for old commands, "
         "the host round-trip check is tests/test_compiled.py now)")  # fmt: skip
     add("--against", metavar="REV", help="only time our offline IQL and online SAC, for this tree and for git revision REV "
         "(checked out into a temporary worktree), interleaved in one run")  # fmt: skip

@@ -28,6 +28,9 @@ class Dataset:
     # Discounted Monte Carlo return-to-go of each row within its episode (Cal-QL's reference value),
     # in the agent's reward scale. Filled in by `jaxrl.returns` for agents that use it; else None.
     mc_returns: jax.Array | None = None
+    # Path labels of each row's episode, [N, waypoints, 4]: x, y, gripper closed, valid (PathWorld's
+    # scripted suites; see envs.pathworld.expert.path_label). None elsewhere.
+    paths: jax.Array | None = None
 
     @property
     def size(self) -> int:

@@ -139,7 +139,7 @@ def load_dataset(path: str | os.PathLike, spec=None) -> tuple[Dataset, dict[str,
     obs_dim = spec.obs_dim if spec is not None else None
     action_dim = spec.action_dim if spec is not None else None
     _validate(path, arrays, obs_dim, action_dim, spec.name if spec is not None else "")
-    arrays = {k: arrays[k] for k in (*REQUIRED_KEYS, "timeouts", "next_observations") if k in arrays}
+    arrays = {k: arrays[k] for k in (*REQUIRED_KEYS, "timeouts", "next_observations", "paths") if k in arrays}
     arrays.setdefault("timeouts", np.zeros(len(arrays["observations"]), bool))
     arrays["actions"] = to_agent_actions(path, arrays["actions"], spec, metadata)
     if "next_observations" not in arrays:

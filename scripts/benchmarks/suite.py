@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from benchmarks.d3rlpy_side import D3rlpySide
+from benchmarks.env_steps import SETTINGS as ENV_SETTINGS
+from benchmarks.env_steps import bench_env_steps
 from benchmarks.machine import LoadMeter, matmul_gflops
 from benchmarks.ours import (
     PPOSetting,
@@ -128,6 +130,12 @@ def bench_online(
                 wait_quiet(args.wait_quiet)
                 chunk = 20 if args.quick else 500
                 results.append(bench_hybrid_ours(algo, members, chunk, repeats, args.batch_size, args.wait_quiet))
+    if "envs" not in args.skip:  # env throughput: PathWorld's observation modes next to gymnax Pendulum
+        for name, options in ENV_SETTINGS:
+            for num_envs in (1, 1024):
+                wait_quiet(args.wait_quiet)
+                steps = (50 if args.quick else 500) if num_envs == 1 else (5 if args.quick else 50)
+                results.append(bench_env_steps(name, options, num_envs, steps, repeats, args.wait_quiet))
     if ratios:
         notes += rejax_notes(learning_starts, args.buffer_size)
     return results, ratios, notes
