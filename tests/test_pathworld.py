@@ -47,7 +47,7 @@ def pretrain_success():
 
 
 def test_layouts_are_deterministic_connected_and_roomy():
-    seeds = jnp.arange(300)
+    seeds = jnp.concatenate([jnp.arange(200), jnp.arange(1000, 1200)])  # train and held-out layouts the suites use
     free = jax.vmap(layout.generate)(seeds)
     assert np.array_equal(free, jax.vmap(layout.generate)(seeds))
     assert not np.array_equal(free[0], free[1])
@@ -280,3 +280,17 @@ def test_bad_input_is_refused():
         suites.suite("cw20")
     with pytest.raises(ValueError, match="permutation"):
         world_params("touch", order=(0, 0, 1))
+
+
+def test_suites_and_splits_keep_held_out_things_apart():
+    pretrain, continual = suites.suite("pretrain"), suites.suite("continual")
+    assert len(pretrain) == 40 and len(continual) == 10 and {v.task for v in pretrain} == set(TASKS)
+    assert not {v.layout for v in pretrain} & {v.layout for v in continual}
+    train = suites.split("train")
+    for name in ("unseen-layouts", "unseen-palettes"):
+        held_out = suites.split(name)
+        assert not set(held_out.layouts if name == "unseen-layouts" else held_out.palettes) & set(
+            train.layouts if name == "unseen-layouts" else train.palettes
+        )
+    params = suites.suite_params("continual", "unseen-dynamics")
+    assert params.free.shape == (10, 8, 8) and np.allclose(params.gain, 0.6 * 0.012)
