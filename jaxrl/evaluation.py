@@ -29,19 +29,21 @@ def evaluate_policy_with_memory(
     *,
     init_carry: Callable,
     observe: Callable | None = None,
-) -> jax.Array:
+    outcome: str | None = None,
+):
     """As `evaluate_policy`, for policies that remember the episode so far (e.g. Decision Transformer).
 
     `init_carry(first_obs) -> carry`, `policy(obs, key, carry) -> (action, carry)` and
     `observe(carry, reward) -> carry` (called after every step) thread a carry through the episode.
     Only the first episode of each parallel env counts, so the carry never needs a reset.
+    With `outcome` (an info key, e.g. "success"), returns (returns, info[outcome] at each first end).
     """
     reset_key, run_key = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_episodes), params)
     observe = observe or (lambda carry, reward: carry)
 
     def step(carry, key):
-        obs, state, memory, returns, finished = carry
+        obs, state, memory, returns, outcomes, finished = carry
         act_key, env_key = jax.random.split(key)
         action, memory = policy(obs, act_key, memory)
         obs, state, reward, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
@@ -49,12 +51,15 @@ def evaluate_policy_with_memory(
         )
         first_end = info["episode_done"] & ~finished
         returns = jnp.where(first_end, info["episode_return"], returns)
-        return (obs, state, observe(memory, reward), returns, finished | info["episode_done"]), None
+        if outcome is not None:
+            outcomes = jnp.where(first_end, info[outcome].astype(jnp.float32), outcomes)
+        return (obs, state, observe(memory, reward), returns, outcomes, finished | info["episode_done"]), None
 
-    init = (obs, state, init_carry(obs), jnp.zeros(num_episodes), jnp.zeros(num_episodes, bool))
+    zeros = jnp.zeros(num_episodes)
+    init = (obs, state, init_carry(obs), zeros, zeros, jnp.zeros(num_episodes, bool))
     keys = jax.random.split(run_key, env.spec.max_episode_steps)
-    (_, _, _, returns, _), _ = jax.lax.scan(step, init, keys)
-    return returns
+    (_, _, _, returns, outcomes, _), _ = jax.lax.scan(step, init, keys)
+    return returns if outcome is None else (returns, outcomes)
 
 
 def normalized_score(returns, ref_min: float, ref_max: float):

@@ -171,19 +171,19 @@ def _profile(env_name: str, profile: str) -> SuiteProfile:
     return PROFILES[env_name][profile]
 
 
-def collect(env, policy, key, num_transitions: int, num_envs: int) -> Dataset:
-    """Roll out `policy(obs, key)` in `num_envs` envs; episodes are laid out contiguously per env and
+def collect(env, policy, key, num_transitions: int, num_envs: int, params=None) -> Dataset:
+    """Roll out `policy(obs, key)` in `num_envs` envs (with env `params`, default: the env's); episodes are laid out contiguously per env and
     the final, unfinished episode of every env is closed with a timeout flag."""
     steps = -(-num_transitions // num_envs)
     reset_key, key = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), None)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), params)
 
     def step(carry, key):
         obs, state = carry
         act_key, env_key = jax.random.split(key)
         action = policy(obs, act_key)
         next_obs, state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(env_key, num_envs), state, action, None
+            jax.random.split(env_key, num_envs), state, action, params
         )
         return (next_obs, state), (obs, action, reward, info["final_obs"], terminated, truncated)
 

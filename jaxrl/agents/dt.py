@@ -80,16 +80,26 @@ class CausalSelfAttention(nn.Module):
     residual_dropout: float
 
     @nn.compact
-    def __call__(self, x, mask, deterministic: bool):
+    def __call__(self, x, mask, deterministic: bool, lora=None):
+        """`lora`: None, or {"q": (A, B), "v": (A, B)} per batch row ([B, d, r], [B, r, d]) with "scale":
+        the query and value projections become W x + scale * x A B (L2M's modulation)."""
         batch, length, dim = x.shape
         head_dim = dim // self.num_heads
-        qkv = nn.Dense(3 * dim, kernel_init=_init)(x).reshape(batch, length, 3, self.num_heads, head_dim)
-        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        q, k, v = jnp.split(nn.Dense(3 * dim, kernel_init=_init)(x), 3, axis=-1)
+        if lora is not None:
+            q = q + lora["scale"] * low_rank(x, *lora["q"])
+            v = v + lora["scale"] * low_rank(x, *lora["v"])
+        q, k, v = (t.reshape(batch, length, self.num_heads, head_dim) for t in (q, k, v))
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(head_dim)
         logits = jnp.where(mask[:, None], logits, jnp.finfo(logits.dtype).min)
         weights = nn.Dropout(self.attention_dropout)(jax.nn.softmax(logits, axis=-1), deterministic=deterministic)
         out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(batch, length, dim)
         return nn.Dropout(self.residual_dropout)(nn.Dense(dim, kernel_init=_init)(out), deterministic=deterministic)
+
+
+def low_rank(x, a, b):
+    """x A B per batch row: x [B, T, n], A [B, n, r], B [B, r, m]."""
+    return jnp.einsum("btn,bnr,brm->btm", x, a, b)
 
 
 class Block(nn.Module):
@@ -100,13 +110,35 @@ class Block(nn.Module):
     residual_dropout: float
 
     @nn.compact
-    def __call__(self, x, mask, deterministic: bool):
+    def __call__(self, x, mask, deterministic: bool, lora=None):
+        """`lora` as `CausalSelfAttention`'s, plus "ff": (A, B) on the MLP's 4d pre-activation (the reference's
+        place for it: h += scale * h A B)."""
         dim = x.shape[-1]
         x = x + CausalSelfAttention(self.num_heads, self.attention_dropout, self.residual_dropout)(
-            nn.LayerNorm()(x), mask, deterministic
+            nn.LayerNorm()(x), mask, deterministic, lora
         )
-        h = nn.gelu(nn.Dense(4 * dim, kernel_init=_init)(nn.LayerNorm()(x)))
+        h = nn.Dense(4 * dim, kernel_init=_init)(nn.LayerNorm()(x))
+        if lora is not None:
+            h = h + lora["scale"] * low_rank(h, *lora["ff"])
+        h = nn.gelu(h)
         return x + nn.Dropout(self.residual_dropout)(nn.Dense(dim, kernel_init=_init)(h), deterministic=deterministic)
+
+
+@struct.dataclass
+class Modulation:
+    """What a modulation pool adds to the DT, per batch row, without a second copy of the transformer:
+    LoRA deltas for every layer (`lora_a` / `lora_b`: {"q", "v", "ff"} -> [B, layers, n, r] / [B, layers,
+    r, m]) and/or prompt tokens prepended to the sequence (`prompt` [B, length, d]). None: unused."""
+
+    lora_a: dict | None = None
+    lora_b: dict | None = None
+    prompt: jax.Array | None = None
+    scale: float = 2.0  # LoRA's alpha / rank, alpha = 2 rank as the L2M reference
+
+    def layer(self, i: int):
+        if self.lora_a is None:
+            return None
+        return {"scale": self.scale, **{m: (self.lora_a[m][:, i], self.lora_b[m][:, i]) for m in self.lora_a}}
 
 
 class DecisionTransformerNet(nn.Module):
@@ -119,29 +151,48 @@ class DecisionTransformerNet(nn.Module):
     attention_dropout: float
     residual_dropout: float
 
-    @nn.compact
-    def __call__(self, returns_to_go, observations, actions, timesteps, mask, deterministic: bool = True):
+    def setup(self):
+        self.time_embedding = nn.Embed(self.max_timestep, self.embedding_dim, embedding_init=_init)
+        self.return_embedding = nn.Dense(self.embedding_dim)
+        self.state_embedding = nn.Dense(self.embedding_dim)
+        self.action_embedding = nn.Dense(self.embedding_dim)
+        self.embedding_norm = nn.LayerNorm()
+        self.embedding_drop = nn.Dropout(self.embedding_dropout)
+        self.blocks = [Block(self.num_heads, self.attention_dropout, self.residual_dropout) for _ in range(self.num_layers)]
+        self.final_norm = nn.LayerNorm()
+        self.action_head = nn.Dense(self.action_dim)
+
+    def _time(self, timesteps):
+        return self.time_embedding(jnp.clip(timesteps, 0, self.max_timestep - 1))
+
+    def state_tokens(self, observations, timesteps):
+        """The embedded s_t tokens [B, K, d] the transformer reads (L2M's retrieval query averages them)."""
+        return self.embedding_norm(self.state_embedding(observations) + self._time(timesteps))
+
+    def __call__(self, returns_to_go, observations, actions, timesteps, mask, deterministic: bool = True, modulation=None):
         """Inputs [B, K, ...] with `mask` [B, K] marking valid steps; returns actions [B, K, action_dim]."""
         batch, context = returns_to_go.shape
-        time = nn.Embed(self.max_timestep, self.embedding_dim, embedding_init=_init)(
-            jnp.clip(timesteps, 0, self.max_timestep - 1)
-        )
+        time = self._time(timesteps)
         tokens = jnp.stack(
             [
-                nn.Dense(self.embedding_dim)(returns_to_go[..., None]) + time,
-                nn.Dense(self.embedding_dim)(observations) + time,
-                nn.Dense(self.embedding_dim)(actions) + time,
+                self.return_embedding(returns_to_go[..., None]) + time,
+                self.state_embedding(observations) + time,
+                self.action_embedding(actions) + time,
             ],
             axis=2,
         ).reshape(batch, 3 * context, self.embedding_dim)  # (R_1, s_1, a_1, R_2, s_2, a_2, ...)
-        x = nn.Dropout(self.embedding_dropout)(nn.LayerNorm()(tokens), deterministic=deterministic)
+        x = self.embedding_drop(self.embedding_norm(tokens), deterministic=deterministic)
         valid = jnp.repeat(mask.astype(bool), 3, axis=1)
-        causal = jnp.tril(jnp.ones((3 * context, 3 * context), bool))
-        attention_mask = causal[None] & valid[:, None, :]
-        for _ in range(self.num_layers):
-            x = Block(self.num_heads, self.attention_dropout, self.residual_dropout)(x, attention_mask, deterministic)
-        x = nn.LayerNorm()(x).reshape(batch, context, 3, self.embedding_dim)
-        return jnp.tanh(nn.Dense(self.action_dim)(x[:, :, 1]))  # from the s_t tokens
+        prompt = None if modulation is None else modulation.prompt
+        if prompt is not None:  # prompt tokens first: every token sees them, they see each other causally
+            x = jnp.concatenate([prompt.astype(x.dtype), x], axis=1)
+            valid = jnp.concatenate([jnp.ones(prompt.shape[:2], bool), valid], axis=1)
+        length = x.shape[1]
+        attention_mask = jnp.tril(jnp.ones((length, length), bool))[None] & valid[:, None, :]
+        for i, block in enumerate(self.blocks):
+            x = block(x, attention_mask, deterministic, None if modulation is None else modulation.layer(i))
+        x = self.final_norm(x[:, length - 3 * context :]).reshape(batch, context, 3, self.embedding_dim)
+        return jnp.tanh(self.action_head(x[:, :, 1]))  # from the s_t tokens
 
 
 def trajectory_arrays(rewards, terminals, timeouts):
@@ -222,8 +273,10 @@ class DT(Agent):
 
     def sample(self, data: TrajectoryData, key, batch_size: int) -> DTBatch:
         """Windows of K rows from uniform start rows, cut at the episode's end (padding after it)."""
-        n = data.returns_to_go.shape[0]
-        start = jax.random.randint(key, (batch_size,), 0, n)
+        return self.windows(data, jax.random.randint(key, (batch_size,), 0, data.returns_to_go.shape[0]))
+
+    def windows(self, data: TrajectoryData, start) -> DTBatch:
+        """The windows of K rows from rows `start` [B], cut at the episode's end (padding after it)."""
         rows = start[:, None] + jnp.arange(self.context)[None]
         mask = rows <= data.episode_end[start][:, None]
         rows = jnp.where(mask, rows, start[:, None])  # any in-range row; zeroed below
@@ -255,7 +308,7 @@ class DT(Agent):
             residual_dropout=self.residual_dropout,
         )
 
-    def predict(self, params, batch: DTBatch, key=None):
+    def predict(self, params, batch: DTBatch, key=None, modulation: Modulation | None = None):
         """Predicted actions [B, K, action_dim]; dropout is on when a key is given."""
         rngs = None if key is None else {"dropout": key}
         return self.net.apply(
@@ -267,7 +320,17 @@ class DT(Agent):
             batch.mask,
             deterministic=key is None,
             rngs=rngs,
+            modulation=modulation,
         )
+
+    def state_tokens(self, params, batch: DTBatch):
+        """The embedded state tokens [B, K, d] of a batch of windows."""
+        return self.net.apply(params, batch.observations, batch.timesteps, method=DecisionTransformerNet.state_tokens)
+
+    def action_loss(self, params, batch: DTBatch, key=None, modulation: Modulation | None = None):
+        """Mean squared action error over the valid steps."""
+        error = jnp.mean((self.predict(params, batch, key, modulation) - batch.actions) ** 2, axis=-1)
+        return jnp.sum(error * batch.mask) / jnp.maximum(jnp.sum(batch.mask), 1.0)
 
     def init(self, key) -> DTState:
         k = self.context
@@ -302,11 +365,7 @@ class DT(Agent):
         return self.learning_rate * jnp.minimum(1.0, (step + 1) / jnp.maximum(warmup, 1.0))
 
     def update(self, state: DTState, batch: DTBatch, key):
-        def loss_fn(params):
-            error = jnp.mean((self.predict(params, batch, key) - batch.actions) ** 2, axis=-1)
-            return jnp.sum(error * batch.mask) / jnp.maximum(jnp.sum(batch.mask), 1.0)
-
-        loss, grads = jax.value_and_grad(loss_fn)(state.model.params)
+        loss, grads = jax.value_and_grad(self.action_loss)(state.model.params, batch, key)
         lr = self.learning_rate_at(state.step)
         model = state.model.apply_gradients(grads, lr, self.optimizer())
         metrics = {"action_loss": loss, "grad_norm": optax.tree.norm(grads), "learning_rate": lr}  # before clipping
@@ -325,7 +384,7 @@ class DT(Agent):
             step=jnp.zeros((batch,), jnp.int32),
         )
 
-    def act_with_carry(self, state: DTState, obs, key, carry: DTCarry, deterministic: bool = True):
+    def act_with_carry(self, state: DTState, obs, key, carry: DTCarry, deterministic: bool = True, predict=None):
         """Append (target return-to-go, obs) as the current step, predict its action and store it.
 
         The context holds the first steps at positions 0..t while t < K, then the last K steps
@@ -353,7 +412,8 @@ class DT(Agent):
         )
         valid = jnp.arange(k)[None] <= position[:, None]
         window = DTBatch(carry.returns_to_go, carry.observations, carry.actions, carry.timesteps, valid.astype(jnp.float32))
-        predicted = self.predict(state.model.params, window)  # [B, K, action_dim]
+        # `predict(window)` replaces the plain model (e.g. a modulated one, `jaxrl.continual`)
+        predicted = (predict or (lambda w: self.predict(state.model.params, w)))(window)  # [B, K, action_dim]
         action = jnp.sum(jnp.where(current[..., None], predicted, 0.0), axis=1)
         carry = carry.replace(actions=jnp.where(current[..., None], action[:, None], carry.actions), step=carry.step + 1)
         return action, carry
