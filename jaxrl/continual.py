@@ -31,7 +31,7 @@ from envs.pathworld import suites
 from envs.pathworld.expert import expert_action
 from jaxrl import modulation as pool_ops
 from jaxrl.agents import ConfigError
-from jaxrl.agents.dt import DT, DTBatch
+from jaxrl.agents.dt import DT, DTBatch, masked_action_error
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.evaluation import evaluate_policy_with_memory
 from jaxrl.optim import Trainable
@@ -232,8 +232,7 @@ class ContinualLearner:
 
     def loss(self, params, learner: Learner, batch, entry, penalise, key):
         actions, index, cos = self.predict(params, learner.usage, batch, entry, penalise, key)
-        error = jnp.mean((actions - batch.actions) ** 2, axis=-1)
-        action_loss = jnp.sum(error * batch.mask) / jnp.maximum(jnp.sum(batch.mask), 1.0)
+        action_loss = masked_action_error(actions, batch)
         loss = action_loss
         if cos is not None:  # pull the selected keys towards their queries
             loss = loss - self.cfg.pull_weight * jnp.mean(cos)

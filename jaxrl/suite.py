@@ -172,8 +172,8 @@ def _profile(env_name: str, profile: str) -> SuiteProfile:
 
 
 def collect(env, policy, key, num_transitions: int, num_envs: int, params=None) -> Dataset:
-    """Roll out `policy(obs, key)` in `num_envs` envs (with env `params`, default: the env's); episodes are laid out contiguously per env and
-    the final, unfinished episode of every env is closed with a timeout flag."""
+    """Roll out `policy(obs, key)` in `num_envs` envs (env `params`; None: the env's own). Episodes are
+    laid out contiguously per env and the final, unfinished episode of every env is closed with a timeout flag."""
     steps = -(-num_transitions // num_envs)
     reset_key, key = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_envs), params)

@@ -195,6 +195,12 @@ class DecisionTransformerNet(nn.Module):
         return jnp.tanh(self.action_head(x[:, :, 1]))  # from the s_t tokens
 
 
+def masked_action_error(predicted, batch: DTBatch):
+    """Mean squared error of predicted actions [B, K, A] over the batch's valid steps."""
+    error = jnp.mean((predicted - batch.actions) ** 2, axis=-1)
+    return jnp.sum(error * batch.mask) / jnp.maximum(jnp.sum(batch.mask), 1.0)
+
+
 def trajectory_arrays(rewards, terminals, timeouts):
     """Host-side: (returns-to-go, timestep, episode end index) of every row, episodes being the runs of
     rows closed by terminals | timeouts (the last row always closes one)."""
@@ -329,8 +335,7 @@ class DT(Agent):
 
     def action_loss(self, params, batch: DTBatch, key=None, modulation: Modulation | None = None):
         """Mean squared action error over the valid steps."""
-        error = jnp.mean((self.predict(params, batch, key, modulation) - batch.actions) ** 2, axis=-1)
-        return jnp.sum(error * batch.mask) / jnp.maximum(jnp.sum(batch.mask), 1.0)
+        return masked_action_error(self.predict(params, batch, key, modulation), batch)
 
     def init(self, key) -> DTState:
         k = self.context
