@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install install-cuda demo test test-all test-numerics lint format bench datasets table-offline reproduce-riql reproduce-ro2o reproduce-h2o clean
+.PHONY: install install-cuda demo test test-all test-numerics lint format bench datasets table-offline reproduce-riql reproduce-ro2o reproduce-h2o reproduce-l2m clean
 
 install: $(STAMP)
 
@@ -75,6 +75,11 @@ reproduce-ro2o: install
 
 reproduce-h2o: install
 	$(BIN)/python scripts/reproduce_h2o.py $(ARGS)
+
+# L2M's continual fine-tuning comparison on PathWorld (pretrain a multi-task DT, then 7 methods through a
+# 6-task sequence): experiments/results/l2m/. ARGS=--full: the 10-task sequence and the reference's model size (GPU).
+reproduce-l2m: install
+	$(BIN)/python scripts/reproduce_l2m.py $(ARGS)
 
 datasets: install
 	$(BIN)/python scripts/make_datasets.py --env gymnax/Pendulum-v1

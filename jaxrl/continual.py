@@ -73,9 +73,9 @@ class ContinualConfig:
     dropout: float = 0.1
     reward_scale: float = 0.01
     batch_size: int = 128
-    pretrain_steps: int = 8_000
+    pretrain_steps: int = 4_000
     pretrain_learning_rate: float = 1e-3
-    steps_per_task: int = 1_500
+    steps_per_task: int = 800
     learning_rate: float = 1e-3
     pool_size: int = 12
     rank: int = 8
@@ -84,6 +84,7 @@ class ContinualConfig:
     ewc_weight: float = 100.0
     fisher_samples: int = 512
     eval_episodes: int = 8
+    eval_pretrain_tasks: int = 10  # retention is measured on this many pretraining tasks, spread over the suite
     seeds: int = 3
     methods: tuple[str, ...] = tuple(METHODS)
     seed: int = 0
@@ -101,12 +102,23 @@ class ContinualConfig:
                 f"pool_size {self.pool_size} is smaller than the sequence ({len(self.sequence)} tasks): "
                 f"{', '.join(pooled)} need an entry per task at least"
             )
+        if not 1 <= self.eval_pretrain_tasks <= self.pretrain_tasks:
+            raise ConfigError(
+                f"eval_pretrain_tasks must be in 1..pretrain_tasks ({self.pretrain_tasks}), got {self.eval_pretrain_tasks}"
+            )
         for name in ("transitions_per_task", "batch_size", "pretrain_steps", "steps_per_task", "seeds", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.embedding_dim % self.num_heads:
             raise ConfigError(f"num_heads ({self.num_heads}) must divide embedding_dim ({self.embedding_dim})")
         return self
+
+
+def evaluation_tasks(cfg: ContinualConfig) -> np.ndarray:
+    """The task indices every evaluation covers: `eval_pretrain_tasks` pretraining tasks evenly spaced (the
+    suite lists 8 variants of each task kind in turn, so every kind is covered), then the whole sequence."""
+    pretrain = np.linspace(0, cfg.pretrain_tasks, cfg.eval_pretrain_tasks, endpoint=False).astype(int)
+    return np.concatenate([pretrain, cfg.pretrain_tasks + np.arange(len(cfg.sequence))])
 
 
 def sequence_variants(names) -> list[suites.Variant]:
@@ -211,20 +223,22 @@ class ContinualLearner:
             pool_ops.parameter_count(params["backbone"]) if self.method.backbone else 0
         )
 
+    def entries(self, params, usage, batch: DTBatch, entry, penalise):
+        """The pool entry of each window [B] and the cosine to its key [B] (None unless retrieved)."""
+        batch_size = batch.mask.shape[0]
+        if self.method.select == "retrieve":
+            q = pool_ops.query(self.agent.state_tokens(params["backbone"], batch), batch.mask)
+            return pool_ops.select(pool_ops.cosine_similarity(q, params["pool"]["keys"]), usage, penalise)
+        if self.method.select == "task":
+            return jnp.broadcast_to(jnp.maximum(entry, 0), (batch_size,)).astype(jnp.int32), None
+        return jnp.zeros(batch_size, jnp.int32), None
+
     def predict(self, params, usage, batch: DTBatch, entry, penalise, key=None):
         """(actions [B, K, A], selected entries [B], cosine to the selected key [B] or None)."""
         backbone, pool = params["backbone"], params["pool"]
-        batch_size = batch.mask.shape[0]
+        index, cos = self.entries(params, usage, batch, entry, penalise)
         if self.method.pool is None:
-            return self.agent.predict(backbone, batch, key), jnp.zeros(batch_size, jnp.int32), None
-        cos = None
-        if self.method.select == "retrieve":
-            q = pool_ops.query(self.agent.state_tokens(backbone, batch), batch.mask)
-            index, cos = pool_ops.select(pool_ops.cosine_similarity(q, pool["keys"]), usage, penalise)
-        elif self.method.select == "task":
-            index = jnp.broadcast_to(jnp.maximum(entry, 0), (batch_size,)).astype(jnp.int32)
-        else:
-            index = jnp.zeros(batch_size, jnp.int32)
+            return self.agent.predict(backbone, batch, key), index, None
         mod = pool_ops.modulation(pool, index)
         if self.method.select == "task":  # entry -1 (a pretraining task): scale 0, the frozen model exactly
             mod = mod.replace(scale=jnp.where(entry >= 0, mod.scale, 0.0))
@@ -273,12 +287,17 @@ class ContinualLearner:
         return learner.replace(fisher=fisher, anchor=backbone)
 
     def start_task(self, learner: Learner) -> Learner:
-        return learner.replace(usage=pool_ops.switch_task(learner.usage))
+        """A new task: the usage penalty's weights are taken, and the optimizer starts afresh (each task is
+        its own fine-tuning run; carried Adam moments would keep moving an earlier task's pool entry for a
+        few dozen steps after its gradients stop)."""
+        params = learner.model.params
+        return learner.replace(usage=pool_ops.switch_task(learner.usage), model=Trainable.create(params, self.optimizer(params)))
 
-    def evaluate(self, learner: Learner, env, data: TaskData, key):
-        """Success rate and return [T] of every task (its own target return), `eval_episodes` each."""
+    def evaluate(self, learner: Learner, env, data: TaskData, tasks, key):
+        """Success rate and return [len(tasks)] of the tasks (indices; each conditioned on its own target
+        return), `eval_episodes` each."""
         agent, params, usage = self.agent, learner.model.params, learner.usage
-        entries = jnp.arange(data.targets.shape[0]) - data.pretrain_tasks  # the oracle's; -1...: none
+        entries = tasks - data.pretrain_tasks  # the oracle's entries; negative: a pretraining task, none
 
         def task(task_params, target, entry, key):
             def policy(obs, key, carry):
@@ -295,19 +314,18 @@ class ContinualLearner:
             )  # fmt: skip
             return success.mean(), returns.mean()
 
-        keys = jax.random.split(key, data.targets.shape[0])
-        return jax.vmap(task)(data.params, data.targets, entries, keys)
+        task_params = jax.tree.map(lambda x: x[tasks], data.params)
+        return jax.vmap(task)(task_params, data.targets[tasks], entries, jax.random.split(key, tasks.shape[0]))
 
-    def selections(self, learner: Learner, data: TaskData, key, windows: int = 256):
-        """[T, P]: the fraction of each task's data windows that select each pool entry (no penalty)."""
-        tasks = data.targets.shape[0]
+    def selections(self, learner: Learner, data: TaskData, tasks, key, windows: int = 256):
+        """[len(tasks), P]: the fraction of each task's data windows that select each pool entry (no penalty)."""
 
         def task(t, key):
             start = t * data.rows + jax.random.randint(key, (windows,), 0, data.rows)
-            _, index, _ = self.predict(learner.model.params, learner.usage, self.agent.windows(data.trajectory, start), 0, False)
+            index, _ = self.entries(learner.model.params, learner.usage, self.agent.windows(data.trajectory, start), 0, False)
             return jnp.bincount(index, length=self.pool_size) / windows
 
-        return jax.vmap(task)(jnp.arange(tasks), jax.random.split(key, tasks))
+        return jax.vmap(task)(tasks, jax.random.split(key, tasks.shape[0]))
 
 
 # ----- the protocol -----
@@ -374,7 +392,8 @@ def pretrain(cfg: ContinualConfig, agent: DT, data: TaskData, key, log=print):
 
 def run_method(name: str, cfg: ContinualConfig, agent: DT, env, data: TaskData, backbone, key, log=print) -> dict:
     """Fine-tune `name` through the sequence for every seed (one vmapped program); returns its results:
-    success[seed, after task i (0 = before), task], returns, selections, trainable parameters, time."""
+    success[seed, after task i (0 = before), task of `evaluation_tasks`], returns, selections (the same tasks),
+    the entry each sequence task claimed, trainable parameters, time."""
     method = METHODS[name]
     learner = ContinualLearner(agent, method, cfg)
     seeds, rows, p = cfg.seeds, data.rows, data.pretrain_tasks
@@ -385,10 +404,13 @@ def run_method(name: str, cfg: ContinualConfig, agent: DT, env, data: TaskData, 
         s, d, lo, hi, entry, penalise, k, steps, cfg.learning_rate), in_axes=(0, None, None, None, None, None, None, 0)),
         static_argnums=6)  # fmt: skip
     end_task = jax.jit(jax.vmap(learner.end_task, in_axes=(0, None, None, None, 0)))
-    evaluate = jax.jit(jax.vmap(lambda s, d, k: learner.evaluate(s, env, d, k), in_axes=(0, None, 0)))
+    evaluate = jax.jit(jax.vmap(lambda s, d, k: learner.evaluate(s, env, d, tasks, k), in_axes=(0, None, 0)))
     keys = lambda k: jax.random.split(k, seeds)  # noqa: E731
+    tasks = jnp.asarray(evaluation_tasks(cfg))
+    p_eval = cfg.eval_pretrain_tasks
+    selections = jax.jit(jax.vmap(lambda s, d, k: learner.selections(s, d, tasks, k), in_axes=(0, None, 0)))
     t0 = time.perf_counter()
-    success, returns = [], []
+    success, returns, claimed = [], [], []
 
     def record(k):
         s, r = evaluate(state, data, keys(k))
@@ -411,14 +433,18 @@ def run_method(name: str, cfg: ContinualConfig, agent: DT, env, data: TaskData, 
             state, losses = train(state, data, lo, lo + rows, i, i > 0, cfg.steps_per_task, keys(k_train[i]))
             state = end_task(state, data, lo, lo + rows, keys(k_fisher[i + 1]))
             record(k_eval[i + 1])
+            if method.select == "retrieve":  # the entry this task claimed: what its windows select now
+                claimed.append(np.asarray(selections(state, data, keys(k_fisher[i + 1])))[:, p_eval + i].argmax(-1))
             log(f"  {name} task {i + 1}/{len(cfg.sequence)} {cfg.sequence[i]}: action loss "
-                f"{float(losses[:, -100:].mean()):.4f}, success {success[-1][:, p + i].mean():.2f} "
+                f"{float(losses[:, -100:].mean()):.4f}, success {success[-1][:, p_eval + i].mean():.2f} "
                 f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
-    selections = np.asarray(jax.jit(jax.vmap(learner.selections, in_axes=(0, None, 0)))(state, data, keys(k_run)))
-    return {
+    result = {
         "success": np.stack(success, axis=1),  # [seeds, evaluations, tasks]
         "returns": np.stack(returns, axis=1),
-        "selections": selections,  # [seeds, tasks, pool]
+        "selections": np.asarray(selections(state, data, keys(k_run))),  # [seeds, tasks, pool] at the end
         "trainable_parameters": learner.trainable_parameters(jax.tree.map(lambda x: x[0], state)),
         "seconds": time.perf_counter() - t0,
     }
+    if claimed:
+        result["claimed"] = np.stack(claimed, axis=1)  # [seeds, sequence tasks]
+    return result

@@ -19,6 +19,8 @@ Measured:
      step) through `build_online_program`, next to rejax's with the same settings (if rejax is installed).
   3. PPO env steps/s on Pendulum (64 envs) and brax hopper (2,048 envs), 1 and 8 seeds vmapped, next to
      rejax's PPO with the same settings.
+  4. RO2O/WSRL/SAC fine-tuning and H2O/SAC hybrid iterations/s; PathWorld and Pendulum env steps/s; DT
+     multi-task pretraining and L2M fine-tuning updates/s (1 and 8 seeds).
 
 Every measurement times whole chunks (one `lax.scan` each, or N d3rlpy updates) with
 `jax.block_until_ready`. The first call (compile + one chunk) is reported separately; throughput is the
@@ -89,8 +91,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "whatever the load)")  # fmt: skip
     add("--wait-quiet-total", type=float, metavar="S", help="the most the whole run spends waiting and re-running "
         "disturbed chunks (default 900, with --against 120); then it measures anyway")  # fmt: skip
-    add("--skip", nargs="*", default=[], choices=["offline", "multi", "d3rlpy", "sac", "ppo", "finetune", "hybrid", "envs", "rejax", "hlo"],
-        help="benchmarks to leave out (sac: all online ones; ppo: the PPO ones; finetune: RO2O/WSRL/SAC fine-tuning; hybrid: H2O/SAC in the hybrid regime; envs: PathWorld and Pendulum env steps/s; multi: the offline programs with more than one seed; hlo: accepted for old commands, "
+    add("--skip", nargs="*", default=[], choices=["offline", "multi", "d3rlpy", "sac", "ppo", "finetune", "hybrid", "envs", "continual", "rejax", "hlo"],
+        help="benchmarks to leave out (sac: all online ones; ppo: the PPO ones; finetune: RO2O/WSRL/SAC fine-tuning; hybrid: H2O/SAC in the hybrid regime; envs: PathWorld and Pendulum env steps/s; continual: DT pretraining and L2M fine-tuning; multi: the offline programs with more than one seed; hlo: accepted for old commands, "
         "the host round-trip check is tests/test_compiled.py now)")  # fmt: skip
     add("--against", metavar="REV", help="only time our offline IQL and online SAC, for this tree and for git revision REV "
         "(checked out into a temporary worktree), interleaved in one run")  # fmt: skip

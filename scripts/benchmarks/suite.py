@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from benchmarks.continual import bench_continual
 from benchmarks.d3rlpy_side import D3rlpySide
 from benchmarks.env_steps import SETTINGS as ENV_SETTINGS
 from benchmarks.env_steps import bench_env_steps
@@ -136,6 +137,12 @@ def bench_online(
                 wait_quiet(args.wait_quiet)
                 steps = (50 if args.quick else 500) if num_envs == 1 else (5 if args.quick else 50)
                 results.append(bench_env_steps(name, options, num_envs, steps, repeats, args.wait_quiet))
+    if "continual" not in args.skip:  # L2M's regime: DT multi-task pretraining and the pool's fine-tuning
+        for method in ("pretrain", "l2m"):
+            for members in (1, 8):
+                print(f"{method} continual x{members} (jaxrl)", flush=True)
+                wait_quiet(args.wait_quiet)
+                results.append(bench_continual(method, members, 10 if args.quick else 100, repeats, args.wait_quiet))
     if ratios:
         notes += rejax_notes(learning_starts, args.buffer_size)
     return results, ratios, notes

@@ -1,0 +1,169 @@
+"""What the continual comparison reports, from each method's performance matrix: the final average on the
+sequence, forgetting, retention of the pretraining tasks, trainable parameters and retrieval confusion; the
+markdown tables, the figure of the matrices, and L2M's claims checked against them.
+
+A method's `success` is [seeds, evaluations, tasks]: evaluation 0 is before fine-tuning, evaluation i after
+the i-th sequence task (the multi-task model has only before and after); tasks are the `pretrain_tasks`
+pretraining tasks, then the sequence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAMES = {
+    "l2m": "L2M", "l2m-oracle": "L2M-oracle", "l2p": "L2P", "full-ft": "Full FT",
+    "lora": "Single LoRA", "ewc": "EWC", "multitask": "Multi-task (upper bound)",
+}  # fmt: skip
+KEPT = 0.9  # claim (2): L2M keeps at least this fraction of its pretraining and earlier-task scores
+FORGOTTEN = 0.1  # claim (1): full fine-tuning loses at least this much success (absolute)
+
+
+def metrics(result: dict, pretrain_tasks: int) -> dict:
+    """Per-seed metrics [seeds] of one method's result."""
+    success = np.asarray(result["success"], np.float64)
+    p = pretrain_tasks
+    sequence = success[:, :, p:]
+    tasks = sequence.shape[-1]
+    out = {
+        "final": sequence[:, -1].mean(-1),
+        "pretrain_before": success[:, 0, :p].mean(-1),
+        "pretrain_after": success[:, -1, :p].mean(-1),
+    }
+    out["retention"] = out["pretrain_after"] / np.maximum(out["pretrain_before"], 1e-9)
+    if success.shape[1] == tasks + 1 and tasks > 1:  # evaluated after every task
+        # task i is learnt at evaluation i + 1; its best score from then until before the end, vs its final
+        best = np.stack([sequence[:, i + 1 : tasks, i].max(-1) for i in range(tasks - 1)], -1)
+        final = sequence[:, -1, : tasks - 1]
+        out["forgetting"] = (best - final).mean(-1)
+        out["earlier_kept"] = final.mean(-1) / np.maximum(best.mean(-1), 1e-9)
+    if "claimed" in result:  # the entry each task selected most right after learning it [seeds, tasks]
+        selections = np.asarray(result["selections"])[:, p:]  # [seeds, tasks, pool] at the end
+        claimed = np.asarray(result["claimed"])
+        out["own_entry"] = np.take_along_axis(selections, claimed[:, :, None], -1)[:, :, 0].mean(-1)
+        out["distinct_entries"] = np.array([len(set(c)) / len(c) for c in claimed])
+    return out
+
+
+def mean_std(x) -> str:
+    x = np.asarray(x, np.float64)
+    return f"{x.mean():.2f} ± {x.std():.2f}"
+
+
+def results_table(results: dict, pretrain_tasks: int) -> str:
+    rows = [
+        "| method | final avg success (sequence) | forgetting | earlier tasks kept | pretrain before | pretrain after "
+        "| retention | trainable params |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        m = metrics(result, pretrain_tasks)
+        cell = lambda k, m=m: mean_std(m[k]) if k in m else "-"  # noqa: E731
+        rows.append(
+            f"| {NAMES.get(name, name)} | {cell('final')} | {cell('forgetting')} | {cell('earlier_kept')} "
+            f"| {cell('pretrain_before')} | {cell('pretrain_after')} | {cell('retention')} "
+            f"| {result['trainable_parameters']:,} |"
+        )
+    return "\n".join(rows)
+
+
+def matrix_table(result: dict, pretrain_tasks: int, sequence: list[str]) -> str:
+    """Mean success (over seeds) after each task (rows) on each sequence task and the pretraining average."""
+    success = np.asarray(result["success"], np.float64).mean(0)
+    evaluations = success.shape[0]
+    labels = ["before"] + (list(sequence) if evaluations == len(sequence) + 1 else ["after all"])
+    header = "| after | " + " | ".join(f"T{i + 1}" for i in range(len(sequence))) + " | pretrain |"
+    rows = [header, "|" + "---|" * (len(sequence) + 2)]
+    for label, row in zip(labels, success, strict=True):
+        cells = " | ".join(f"{v:.2f}" for v in row[pretrain_tasks:])
+        rows.append(f"| {label} | {cells} | {row[:pretrain_tasks].mean():.2f} |")
+    return "\n".join(rows)
+
+
+def confusion_table(result: dict, pretrain_tasks: int, sequence: list[str]) -> str:
+    """Fraction of each sequence task's windows selecting each pool entry at the end (mean over seeds);
+    entries no task selects are left out."""
+    selections = np.asarray(result["selections"], np.float64)[:, pretrain_tasks:].mean(0)  # [tasks, pool]
+    used = [j for j in range(selections.shape[1]) if selections[:, j].max() > 0.01]
+    rows = ["| task | " + " | ".join(f"e{j}" for j in used) + " |", "|" + "---|" * (len(used) + 1)]
+    for i, row in enumerate(selections):
+        rows.append(f"| T{i + 1} {sequence[i]} | " + " | ".join(f"{row[j]:.2f}" for j in used) + " |")
+    return "\n".join(rows)
+
+
+def claims(results: dict, pretrain_tasks: int) -> list[tuple[str, bool | None, str]]:
+    """(claim, holds (None: a method it needs was not run), the evidence)."""
+    m = {name: metrics(r, pretrain_tasks) for name, r in results.items()}
+    mean = lambda name, key: float(np.mean(m[name][key]))  # noqa: E731
+    have = lambda *names: all(n in m for n in names)  # noqa: E731
+    out = []
+    if have("full-ft") and "forgetting" in m["full-ft"]:
+        lost = 1.0 - mean("full-ft", "retention")
+        pre_drop = mean("full-ft", "pretrain_before") - mean("full-ft", "pretrain_after")
+        forgets = mean("full-ft", "forgetting")
+        out.append((
+            "(1) full fine-tuning forgets the pretraining and earlier tasks",
+            pre_drop >= FORGOTTEN and forgets >= FORGOTTEN,
+            f"pretraining success {mean('full-ft', 'pretrain_before'):.2f} -> {mean('full-ft', 'pretrain_after'):.2f} "
+            f"(retention {1 - lost:.2f}); forgetting of earlier sequence tasks {forgets:.2f} "
+            f"(threshold: both drops >= {FORGOTTEN})",
+        ))  # fmt: skip
+    if have("l2m") and "forgetting" in m["l2m"]:
+        retention, kept = mean("l2m", "retention"), mean("l2m", "earlier_kept")
+        out.append((
+            f"(2) L2M keeps >= {KEPT:.0%} of its pretraining performance and of earlier tasks' scores",
+            retention >= KEPT and kept >= KEPT,
+            f"retention {retention:.2f}, earlier tasks kept {kept:.2f} (final / best after learning them)",
+        ))  # fmt: skip
+    rivals = [n for n in ("l2p", "lora", "ewc") if n in m]
+    if have("l2m") and rivals:
+        l2m = mean("l2m", "final")
+        out.append((
+            "(3) L2M's final average beats L2P, single LoRA and EWC",
+            all(l2m > mean(n, "final") for n in rivals) if len(rivals) == 3 else None,
+            f"L2M {l2m:.2f} vs " + ", ".join(f"{NAMES[n]} {mean(n, 'final'):.2f}" for n in rivals),
+        ))  # fmt: skip
+    if have("l2m") and "own_entry" in m["l2m"]:
+        own, distinct = mean("l2m", "own_entry"), mean("l2m", "distinct_entries")
+        out.append((
+            "(4) retrieval picks a task's own entry for most of its states",
+            own > 0.5 and distinct == 1.0,
+            f"{own:.2f} of each task's windows select the entry it claimed when it was learnt; "
+            f"{distinct:.2f} of tasks claimed an entry no other task claimed",
+        ))  # fmt: skip
+    if have("l2m", "l2m-oracle"):
+        out.append((
+            "(5) L2M-oracle >= L2M",
+            mean("l2m-oracle", "final") >= mean("l2m", "final"),
+            f"oracle {mean('l2m-oracle', 'final'):.2f}, L2M {mean('l2m', 'final'):.2f} (final average success)",
+        ))  # fmt: skip
+    return out
+
+
+def claims_markdown(results: dict, pretrain_tasks: int) -> str:
+    verdict = {True: "holds", False: "does NOT hold", None: "not checked"}
+    return "\n".join(f"- {c}: **{verdict[ok]}**. {why}." for c, ok, why in claims(results, pretrain_tasks))
+
+
+def plot_matrices(results: dict, pretrain_tasks: int, sequence: list[str], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(2.6 * len(results), 3.2), squeeze=False)
+    for ax, (name, result) in zip(axes[0], results.items(), strict=True):
+        success = np.asarray(result["success"], np.float64).mean(0)
+        matrix = np.concatenate([success[:, :pretrain_tasks].mean(-1, keepdims=True), success[:, pretrain_tasks:]], -1)
+        ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        ax.set_title(NAMES.get(name, name), fontsize=9)
+        ax.set_xticks(range(len(sequence) + 1), ["P"] + [f"T{i + 1}" for i in range(len(sequence))], fontsize=7)
+        labels = ["0"] + ([f"T{i + 1}" for i in range(len(sequence))] if success.shape[0] > 2 else ["all"])
+        ax.set_yticks(range(success.shape[0]), labels, fontsize=7)
+        for (r, c), v in np.ndenumerate(matrix):
+            ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=6, color="w" if v < 0.6 else "k")
+    axes[0][0].set_ylabel("after task")
+    fig.suptitle("success on the pretraining tasks (P) and each sequence task, after each task", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
