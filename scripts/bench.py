@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         online, ratios, online_notes = suite.bench_online(args, repeats, args.sac_chunk, args.learning_starts)
         results += online
         notes += online_notes
+    if "continual" not in args.skip:
+        results += suite.bench_continual_regime(args, repeats)
     notes += report.run_notes(results, info["cores"], args.wait_quiet_total, time.perf_counter() - start, args.quick)
 
     parts = []

@@ -137,12 +137,17 @@ def bench_online(
                 wait_quiet(args.wait_quiet)
                 steps = (50 if args.quick else 500) if num_envs == 1 else (5 if args.quick else 50)
                 results.append(bench_env_steps(name, options, num_envs, steps, repeats, args.wait_quiet))
-    if "continual" not in args.skip:  # L2M's regime: DT multi-task pretraining and the pool's fine-tuning
-        for method in ("pretrain", "l2m"):
-            for members in (1, 8):
-                print(f"{method} continual x{members} (jaxrl)", flush=True)
-                wait_quiet(args.wait_quiet)
-                results.append(bench_continual(method, members, 10 if args.quick else 100, repeats, args.wait_quiet))
     if ratios:
         notes += rejax_notes(learning_starts, args.buffer_size)
     return results, ratios, notes
+
+
+def bench_continual_regime(args, repeats: int) -> list[Result]:
+    """L2M's regime: DT multi-task pretraining and the pool's fine-tuning, 1 and 8 seeds."""
+    results = []
+    for method in ("pretrain", "l2m"):
+        for members in (1, 8):
+            print(f"{method} continual x{members} (jaxrl)", flush=True)
+            wait_quiet(args.wait_quiet)
+            results.append(bench_continual(method, members, 10 if args.quick else 100, repeats, args.wait_quiet))
+    return results
