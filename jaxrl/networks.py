@@ -35,6 +35,21 @@ class MLP(nn.Module):
         return x
 
 
+class ConvEncoder(nn.Module):
+    """A small CNN for PathWorld's 32/64 px images [B, H, W, C] -> [B, out_dim]: stride-2 3x3 convolutions
+    (each halves the image), then a dense layer on the flattened features."""
+
+    channels: Sequence[int] = (16, 32, 32)
+    out_dim: int = 128
+
+    @nn.compact
+    def __call__(self, images):
+        x = images
+        for width in self.channels:
+            x = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME")(x))
+        return nn.relu(nn.Dense(self.out_dim)(x.reshape(*x.shape[:-3], -1)))
+
+
 class Critic(nn.Module):
     """Q(s, a) -> scalar."""
 

@@ -45,11 +45,17 @@ def pixel_world(size: int, warp) -> jax.Array:
     return 0.5 + ((q - 0.5 - shift) / zoom) @ unrotate.T
 
 
-def world_pixel(point: jax.Array, size: int, warp) -> jax.Array:
-    """The (row, col) pixel that shows an arena point: the inverse of `pixel_world`."""
+def image_coordinates(points: jax.Array, warp) -> jax.Array:
+    """Where arena points [..., 2] appear in the image, as (x right, y up) in [0, 1]^2 of the image: the
+    inverse of `pixel_world` before pixels (a path a model reads off the image lives here)."""
     shift, angle, zoom = jnp.asarray(warp[:2]), warp[2], warp[3]
     c, s = jnp.cos(angle), jnp.sin(angle)
-    q = 0.5 + shift + zoom * (jnp.array([[c, -s], [s, c]]) @ (point - 0.5))
+    return 0.5 + shift + zoom * ((points - 0.5) @ jnp.array([[c, -s], [s, c]]).T)
+
+
+def world_pixel(point: jax.Array, size: int, warp) -> jax.Array:
+    """The (row, col) pixel that shows an arena point: the inverse of `pixel_world`."""
+    q = image_coordinates(point, warp)
     return jnp.floor(jnp.array([(1.0 - q[1]) * size, q[0] * size])).astype(jnp.int32)
 
 
