@@ -24,9 +24,10 @@ import optax
 from flax import struct
 
 from envs.pathworld import paths
-from envs.pathworld.expert import MAX_WAYPOINTS
-from envs.pathworld.render import IMAGE_SIZES, image_coordinates
-from envs.pathworld.world import NUM_OBJECTS, TASKS, unpack
+from envs.pathworld.env import instruction
+from envs.pathworld.expert import MAX_WAYPOINTS, path_label
+from envs.pathworld.render import IMAGE_SIZES, image_coordinates, render
+from envs.pathworld.world import NUM_OBJECTS, TASKS, PathWorldCore, WorldParams, state_vector, unpack
 from jaxrl.networks import MLP, ConvEncoder
 
 VERBS = (*TASKS, "point")  # "point": the pointing auxiliary task
@@ -68,6 +69,45 @@ def check_images(images, size: int) -> None:
 def label_in_image(path, warp) -> jax.Array:
     """An arena-coordinate path label [M, 4] as the camera shows it: its x, y in image coordinates."""
     return path.at[:, :2].set(image_coordinates(path[:, :2], warp))
+
+
+def reset_states(params: WorldParams, key, per_variant: int) -> tuple[WorldParams, jax.Array]:
+    """`per_variant` initial states [V * n, STATE_DIM] of every variant of stacked params [V], with the
+    params repeated to match (row-major: variant, then sample)."""
+    core = PathWorldCore()
+
+    def variant(p, key):
+        return jax.vmap(lambda k: state_vector(core.reset_state(k, p), p))(jax.random.split(key, per_variant))
+
+    count = jax.tree.leaves(params)[0].shape[0]
+    states = jax.vmap(variant)(params, jax.random.split(key, count))
+    repeated = jax.tree.map(lambda x: jnp.repeat(x, per_variant, axis=0), params)
+    return repeated, states.reshape(count * per_variant, -1)
+
+
+def path_examples(params: WorldParams, states, size: int) -> dict:
+    """The high level's examples from states [N, STATE_DIM] of variants `params` [N]: the image the
+    variant's camera shows, its instruction, and the expert's path label in image coordinates."""
+
+    def one(p, s):
+        return {"image": render(unpack(s), p.palette, p.warp, size), "tokens": instruction(p),
+                "path": label_in_image(path_label(p, s), p.warp)}  # fmt: skip
+
+    return jax.vmap(one)(params, states)
+
+
+def pointing_examples(params: WorldParams, states, size: int, key) -> dict:
+    """The pointing auxiliary task: "point <object j>" (j uniform), labelled with a one-waypoint path at
+    object j as the camera shows it."""
+    objects = jax.random.randint(key, (states.shape[0],), 0, NUM_OBJECTS)
+
+    def one(p, s, j):
+        where = image_coordinates(unpack(s).objects[j], p.warp)
+        path = jnp.zeros((MAX_WAYPOINTS, 4)).at[0].set(jnp.concatenate([where, jnp.array([0.0, 1.0])]))
+        tokens = jnp.full(1 + NUM_OBJECTS, NUM_OBJECTS, jnp.int32).at[0].set(VERBS.index("point")).at[1].set(j)
+        return {"image": render(unpack(s), p.palette, p.warp, size), "tokens": tokens, "path": path}
+
+    return jax.vmap(one)(params, states, objects)
 
 
 @struct.dataclass

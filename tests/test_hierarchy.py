@@ -130,3 +130,29 @@ def test_low_level_bc_learns_to_follow_a_straight_path():
     _, off_path = jax.vmap(paths.progress, in_axes=(0, 1))(test_path, visited)  # [paths, steps]
     assert float(jnp.max(off_path)) < 0.05  # every run stays on its line
     np.testing.assert_array_less(np.linalg.norm(np.asarray(final) - test_end, axis=-1), 0.06)  # and gets to its end
+
+
+def test_pointing_labels_land_on_the_named_object_in_the_image_under_a_warped_camera():
+    from envs.pathworld import render, suites
+
+    variants = suites.suite("pretrain")[:4]
+    stacked = jax.tree.map(
+        lambda *xs: jnp.stack(xs), *[suites.variant_params(v, "camera-warp", palette=i) for i, v in enumerate(variants)]
+    )
+    params, states = hierarchy.reset_states(stacked, jax.random.PRNGKey(0), 8)
+    assert states.shape == (32, STATE_DIM)
+    examples = hierarchy.pointing_examples(params, states, 64, jax.random.PRNGKey(1))
+    assert examples["image"].shape == (32, 64, 64, 3)
+    checked = 0
+    for image, tokens, path in zip(examples["image"], examples["tokens"], examples["path"], strict=True):
+        x, y = np.asarray(path[0, :2])
+        if not (0 <= x < 1 and 0 <= y < 1):  # the zoomed camera can put an object near the edge out of view
+            continue
+        checked += 1
+        pixel = np.asarray(image)[int((1 - y) * 64), int(x * 64)]
+        colour = np.asarray(render.OBJECT_COLOURS[int(tokens[1])])
+        assert np.abs(pixel - colour).max() < 0.1 or np.allclose(pixel, render.AGENT_COLOUR)  # the agent may sit on it
+    assert checked >= 24
+    assert int(examples["tokens"][0, 0]) == hierarchy.VERBS.index("point")
+    tasks = hierarchy.path_examples(params, states, 32)
+    assert tasks["path"].shape == (32, paths.MAX_WAYPOINTS, 4) and bool(jnp.all(tasks["path"][:, 0, 3] == 1))
