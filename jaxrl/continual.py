@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -338,13 +339,17 @@ def make_agent(cfg: ContinualConfig, env) -> DT:
               reward_scale=cfg.reward_scale, warmup_steps=0.1 * total, target_return=0.0).configure(env.spec, total)  # fmt: skip
 
 
+def model_size(cfg: ContinualConfig, agent: DT) -> dict:
+    """What a pretrained checkpoint must match to be loaded (its model.json)."""
+    return {name: getattr(cfg, name) for name in MODEL_FIELDS} | {"obs_dim": agent.obs_dim, "action_dim": agent.action_dim}
+
+
 def save_pretrained(directory: Path, cfg: ContinualConfig, agent: DT, backbone) -> None:
     checkpointer = Checkpointer(directory, max_to_keep=1)
     checkpointer.save(cfg.pretrain_steps, {"backbone": backbone})
     checkpointer.wait()
     checkpointer.close()
-    model = {name: getattr(cfg, name) for name in MODEL_FIELDS} | {"obs_dim": agent.obs_dim, "action_dim": agent.action_dim}
-    (Path(directory) / "model.json").write_text(json.dumps(model, indent=1))
+    (Path(directory) / "model.json").write_text(json.dumps(model_size(cfg, agent), indent=1))
 
 
 def load_pretrained(directory: Path, cfg: ContinualConfig, agent: DT, key):
@@ -353,7 +358,7 @@ def load_pretrained(directory: Path, cfg: ContinualConfig, agent: DT, key):
     if not info_path.exists():
         raise ConfigError(f"{directory}: not a pretrained DT checkpoint (no model.json)")
     saved = json.loads(info_path.read_text())
-    wanted = {name: getattr(cfg, name) for name in MODEL_FIELDS} | {"obs_dim": agent.obs_dim, "action_dim": agent.action_dim}
+    wanted = model_size(cfg, agent)
     different = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
     if different:
         detail = ", ".join(f"{k}: checkpoint {a}, config {b}" for k, (a, b) in different.items())
@@ -372,20 +377,21 @@ def pretrain(cfg: ContinualConfig, agent: DT, data: TaskData, key, log=print):
     hi = data.pretrain_tasks * data.rows
     chunk = max(cfg.pretrain_steps // 8, 1)
 
-    @jax.jit
-    def run(state, data, start, key):
+    @functools.partial(jax.jit, static_argnums=4)
+    def run(state, data, start, key, length: int):
         def update(state, inputs):
             step, k = inputs
             lr = cfg.pretrain_learning_rate / agent.learning_rate * agent.learning_rate_at(step)
             state, loss = learner.train(state, data, 0, hi, 0, False, k, 1, lr)
             return state, loss[0]
 
-        return jax.lax.scan(update, state, (start + jnp.arange(chunk), jax.random.split(key, chunk)))
+        return jax.lax.scan(update, state, (start + jnp.arange(length), jax.random.split(key, length)))
 
     t0, done = time.perf_counter(), 0
-    for i, k in enumerate(jax.random.split(k_train, -(-cfg.pretrain_steps // chunk))):
-        state, losses = run(state, data, i * chunk, k)
-        done += chunk
+    for k in jax.random.split(k_train, -(-cfg.pretrain_steps // chunk)):
+        length = min(chunk, cfg.pretrain_steps - done)  # the last chunk may be shorter (one more compile)
+        state, losses = run(state, data, done, k, length)
+        done += length
         log(f"  pretrain {done}/{cfg.pretrain_steps}: action loss {float(losses.mean()):.4f} ({time.perf_counter() - t0:.0f} s)")
     return state.model.params["backbone"]
 
