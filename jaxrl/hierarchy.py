@@ -6,10 +6,13 @@
   logits for "valid" (on every row) and "gripper closed" (on valid rows) trained by cross-entropy.
   The pointing auxiliary task ("where is object j") is the instruction "point <object>", whose label is a
   one-waypoint path at the object, so it trains the same head.
-- Low level (`PathPolicy`): (state, image, path) -> action, with the path in one of `ENCODINGS`:
+- Low level (`PathPolicy`): (proprioception, image, path) -> action, with the path in one of `ENCODINGS`:
   drawn over the image, drawn in separate channels concatenated to it, or a waypoint vector with the
-  agent's progress along the path.
-Both levels train by supervised regression (`fit`), one compiled scan.
+  agent's progress along the path. No instruction: the path carries the task (as in HAMSTER's RVT-2).
+- The comparators' `ActionModel`: the high level's encoder (image and instruction) with an action head.
+Proprioception is the agent's own state (position, velocity, gripper, what it holds): everything else
+(walls, objects, goal) a policy reads off the image. All models train by supervised regression (`fit`),
+one compiled scan.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from jaxrl.networks import MLP, ConvEncoder
 VERBS = (*TASKS, "point")  # "point": the pointing auxiliary task
 OBJECT_NAMES = ("red", "green", "blue")  # the hues render.OBJECT_COLOURS keeps in every palette
 ENCODINGS = ("overlay", "channels", "vector")
+PROPRIO_DIM = 8  # pos 2, vel 2, grip 1, held NUM_OBJECTS: the first fields of the state vector
 IDENTITY = (0.0, 0.0, 0.0, 1.0)  # paths in image coordinates are drawn without a further warp
 _OBJECTS_NAMED = {"reach": 0, "avoid": 0, "push": 1, "pick-place": 1, "point": 1, "touch": NUM_OBJECTS}
 
@@ -124,21 +128,50 @@ class PathPrediction:
         return jnp.concatenate([self.xy * valid[..., None], (grip * valid)[..., None], valid[..., None]], axis=-1)
 
 
-class PathModel(nn.Module):
-    """The high level: image features and the instruction's token embeddings -> a path."""
+def proprio(state) -> jax.Array:
+    """The agent's own state [..., PROPRIO_DIM] of state vectors [..., STATE_DIM]."""
+    return state[..., :PROPRIO_DIM]
 
-    hidden_dims: Sequence[int] = (256, 256)
+
+class InstructedEncoder(nn.Module):
+    """Image features next to the instruction's token embeddings (the objects' in order: order matters)."""
+
     channels: Sequence[int] = (16, 32, 32)
     token_dim: int = 32
 
     @nn.compact
-    def __call__(self, images, tokens) -> PathPrediction:
+    def __call__(self, images, tokens):
         features = ConvEncoder(self.channels)(images)
         verb = nn.Embed(len(VERBS), self.token_dim)(tokens[..., 0])
-        objects = nn.Embed(NUM_OBJECTS + 1, self.token_dim)(tokens[..., 1:])  # [B, NUM_OBJECTS, d]: order matters
-        x = jnp.concatenate([features, verb, objects.reshape(*objects.shape[:-2], -1)], axis=-1)
+        objects = nn.Embed(NUM_OBJECTS + 1, self.token_dim)(tokens[..., 1:])  # [B, NUM_OBJECTS, d]
+        return jnp.concatenate([features, verb, objects.reshape(*objects.shape[:-2], -1)], axis=-1)
+
+
+class PathModel(nn.Module):
+    """The high level: (image, instruction) -> a path."""
+
+    hidden_dims: Sequence[int] = (256, 256)
+    channels: Sequence[int] = (16, 32, 32)
+
+    @nn.compact
+    def __call__(self, images, tokens) -> PathPrediction:
+        x = InstructedEncoder(self.channels)(images, tokens)
         out = MLP(self.hidden_dims, MAX_WAYPOINTS * 4)(x).reshape(*x.shape[:-1], MAX_WAYPOINTS, 4)
         return PathPrediction(jax.nn.sigmoid(out[..., :2]), out[..., 2], out[..., 3])
+
+
+class ActionModel(nn.Module):
+    """A flat policy (and the monolithic one): (proprioception, image, instruction) -> action, through the
+    high level's encoder with an action head."""
+
+    action_dim: int = 3
+    hidden_dims: Sequence[int] = (256, 256)
+    channels: Sequence[int] = (16, 32, 32)
+
+    @nn.compact
+    def __call__(self, proprio, images, tokens):
+        x = jnp.concatenate([InstructedEncoder(self.channels)(images, tokens), proprio], axis=-1)
+        return jnp.tanh(MLP(self.hidden_dims, self.action_dim)(x))
 
 
 def path_loss(prediction: PathPrediction, target) -> jax.Array:
@@ -152,22 +185,24 @@ def path_loss(prediction: PathPrediction, target) -> jax.Array:
     return jnp.mean(valid_ce + jnp.sum((xy + grip) * valid, -1) / rows)
 
 
-def encode_path(encoding: str, state, image, path) -> tuple[jax.Array | None, jax.Array]:
-    """(the image the policy sees or None, the extra vector) for one encoding of an image-coordinate path;
-    state [.., STATE_DIM] (its position, mapped through no camera, gives the vector's progress)."""
-    if encoding == "overlay":
-        return jax.vmap(lambda i, p: paths.draw_path(i, p, IDENTITY))(image, path), jnp.zeros(state.shape[:-1] + (0,))
-    if encoding == "channels":
-        drawn = jax.vmap(lambda p: paths.path_channels(p, image.shape[-2], IDENTITY))(path)
-        return jnp.concatenate([image, drawn], axis=-1), jnp.zeros(state.shape[:-1] + (0,))
+def encode_path(encoding: str, proprio, image, path, channels=None) -> tuple[jax.Array | None, jax.Array]:
+    """(the image the policy sees, the extra vector) for one encoding of image-coordinate paths [B, M, 4];
+    `channels` [B, size, size, 2] are the paths' `paths.path_channels` where already drawn. The vector's
+    progress is of the agent's position (proprioception, arena coordinates) along the path."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown path encoding {encoding!r}; encodings: {', '.join(ENCODINGS)}")
+    none = jnp.zeros(proprio.shape[:-1] + (0,))
     if encoding == "vector":
-        position = unpack(state).pos
-        return image, jax.vmap(paths.path_vector)(path, position)
-    raise ValueError(f"unknown path encoding {encoding!r}; encodings: {', '.join(ENCODINGS)}")
+        return image, jax.vmap(paths.path_vector)(path, proprio[..., :2])
+    if channels is None:
+        channels = jax.vmap(lambda p: paths.path_channels(p, image.shape[-2], IDENTITY))(path)
+    if encoding == "overlay":
+        return paths.overlay(image, channels), none
+    return jnp.concatenate([image, channels], axis=-1), none
 
 
 class PathPolicy(nn.Module):
-    """The low level: a deterministic policy a = tanh(MLP([image features, state, path vector]))."""
+    """The low level: a deterministic policy a = tanh(MLP([image features, proprioception, path vector]))."""
 
     encoding: str
     action_dim: int = 3
@@ -176,22 +211,23 @@ class PathPolicy(nn.Module):
     use_image: bool = True
 
     @nn.compact
-    def __call__(self, state, image, path):
-        image, extra = encode_path(self.encoding, state, image, path)
-        parts = [state, extra]
+    def __call__(self, proprio, image, path, path_channels=None):
+        image, extra = encode_path(self.encoding, proprio, image, path, path_channels)
+        parts = [proprio, extra]
         if self.use_image:
             parts.append(ConvEncoder(self.channels)(image))
         return jnp.tanh(MLP(self.hidden_dims, self.action_dim)(jnp.concatenate(parts, axis=-1)))
 
 
-def fit(loss: Callable, params, data, key, steps: int, batch_size: int, learning_rate: float = 1e-3):
-    """`steps` Adam updates of loss(params, batch) on uniform minibatches of the pytree `data` (leading
-    axis: examples), in one compiled scan. Returns (params, losses [steps])."""
+def fitter(loss: Callable, steps: int, batch_size: int, learning_rate: float = 1e-3) -> Callable:
+    """The pure function (params, data, key) -> (params, losses [steps]) of `steps` Adam updates of
+    loss(params, batch) on uniform minibatches of the pytree `data` (leading axis: examples), one scan;
+    vmap it over params and keys for seeds."""
     optimizer = optax.adam(learning_rate)
-    size = jax.tree.leaves(data)[0].shape[0]
 
-    @jax.jit
     def run(params, data, key):
+        size = jax.tree.leaves(data)[0].shape[0]
+
         def step(carry, key):
             params, opt_state = carry
             batch = jax.tree.map(lambda x: x[jax.random.randint(key, (batch_size,), 0, size)], data)
@@ -202,4 +238,9 @@ def fit(loss: Callable, params, data, key, steps: int, batch_size: int, learning
         (params, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, steps))
         return params, losses
 
-    return run(params, data, key)
+    return run
+
+
+def fit(loss: Callable, params, data, key, steps: int, batch_size: int, learning_rate: float = 1e-3):
+    """`fitter` for one set of params, compiled. Returns (params, losses [steps])."""
+    return jax.jit(fitter(loss, steps, batch_size, learning_rate))(params, data, key)

@@ -93,7 +93,11 @@ def path_channels(path, size: int, warp=(0.0, 0.0, 0.0, 1.0)) -> jax.Array:
 def draw_path(image, path, warp=(0.0, 0.0, 0.0, 1.0)) -> jax.Array:
     """The image [size, size, 3] with the path drawn over it: the line's colour ramps from START to END
     colour along the path, grip events are white discs under it."""
-    channels = path_channels(path, image.shape[0], warp)
+    return overlay(image, path_channels(path, image.shape[0], warp))
+
+
+def overlay(image, channels) -> jax.Array:
+    """`draw_path` from the path's `path_channels` (so a drawing computed once serves every frame)."""
     on_line = channels[..., :1] > 0
     ramp = (channels[..., :1] - 0.25) / 0.75
     colour = (1.0 - ramp) * START_COLOUR + ramp * END_COLOUR
