@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install install-cuda demo test test-all test-numerics lint format bench datasets table-offline reproduce-riql reproduce-ro2o reproduce-h2o reproduce-l2m clean
+.PHONY: install install-cuda demo test test-all test-numerics lint format bench datasets table-offline reproduce-riql reproduce-ro2o reproduce-h2o reproduce-l2m reproduce-hamster clean
 
 install: $(STAMP)
 
@@ -80,6 +80,11 @@ reproduce-h2o: install
 # 6-task sequence): experiments/results/l2m/. ARGS=--full: the 10-task sequence and the reference's model size (GPU).
 reproduce-l2m: install
 	$(BIN)/python scripts/reproduce_l2m.py $(ARGS)
+
+# HAMSTER's hierarchical-vs-flat comparison on PathWorld (in-domain demos, off-domain paths, 9 methods x 6 splits,
+# 3 seeds): experiments/results/hamster/. ARGS=--full: 64 px, more data and steps (GPU).
+reproduce-hamster: install
+	$(BIN)/python scripts/reproduce_hamster.py $(ARGS)
 
 datasets: install
 	$(BIN)/python scripts/make_datasets.py --env gymnax/Pendulum-v1

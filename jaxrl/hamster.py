@@ -389,8 +389,8 @@ def train_model(cfg: HamsterConfig, kind: str, option, data: Data, key):
 
 def evaluate_method(cfg: HamsterConfig, method: Method, trained: dict, variants: WorldParams, key) -> dict:
     """Episodes of every variant [n] for every seed: success [seeds, n], the path the low level followed
-    (None for action models), the expert's label, the agent's positions in image coordinates [seeds, n, T, 2],
-    alive [seeds, n, T]."""
+    (the expert's label for action models), the expert's label, the agent's positions in image coordinates
+    [seeds, n, T, 2], alive [seeds, n, T], the first state vector [seeds, n, STATE_DIM]."""
     nets = models(cfg)
     size = cfg.image_size
     high_name, act_name = model_names(method)
@@ -418,7 +418,7 @@ def evaluate_method(cfg: HamsterConfig, method: Method, trained: dict, variants:
             return (state, done | success), (image_coordinates(obs[:2], p.warp), ~done)
 
         (_, done), (positions, alive) = jax.lax.scan(step, (state, jnp.zeros((), bool)), jax.random.split(k_steps, MAX_EPISODE_STEPS))
-        return {"success": done, "path": path, "label": label, "positions": positions, "alive": alive}
+        return {"success": done, "path": path, "label": label, "positions": positions, "alive": alive, "first": first}
 
     n = jax.tree.leaves(variants)[0].shape[0]
     high = trained[high_name] if high_name else trained[act_name]  # a placeholder the episode ignores
@@ -472,10 +472,10 @@ def run(cfg: HamsterConfig, key, log=print) -> dict:
     variants = evaluation_variants(cfg)
     stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[v.params for v in variants.values()])
     results = {}
-    for name, k in zip(cfg.methods, jax.random.split(k_eval, len(cfg.methods)), strict=True):
+    for name in cfg.methods:  # one evaluation key: every method starts from the same states
         t = time.perf_counter()
         method = METHODS[name]
-        episodes = evaluate_method(cfg, method, trained, stacked, k)
+        episodes = evaluate_method(cfg, method, trained, stacked, k_eval)
         shape = (cfg.seeds, len(cfg.splits), cfg.eval_episodes)
         result = {"success": np.asarray(episodes["success"]).reshape(shape)}
         if method.high is not None:

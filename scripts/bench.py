@@ -21,6 +21,7 @@ Measured:
      rejax's PPO with the same settings.
   4. RO2O/WSRL/SAC fine-tuning and H2O/SAC hybrid iterations/s; PathWorld and Pendulum env steps/s; DT
      multi-task pretraining and L2M fine-tuning updates/s (1 and 8 seeds).
+  5. HAMSTER high-level and low-level training updates/s at 32 and 64 px, 1 and 8 seeds.
 
 Every measurement times whole chunks (one `lax.scan` each, or N d3rlpy updates) with
 `jax.block_until_ready`. The first call (compile + one chunk) is reported separately; throughput is the
@@ -91,8 +92,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "whatever the load)")  # fmt: skip
     add("--wait-quiet-total", type=float, metavar="S", help="the most the whole run spends waiting and re-running "
         "disturbed chunks (default 900, with --against 120); then it measures anyway")  # fmt: skip
-    add("--skip", nargs="*", default=[], choices=["offline", "multi", "d3rlpy", "sac", "ppo", "finetune", "hybrid", "envs", "continual", "rejax", "hlo"],
-        help="benchmarks to leave out (sac: all online ones; ppo: the PPO ones; finetune: RO2O/WSRL/SAC fine-tuning; hybrid: H2O/SAC in the hybrid regime; envs: PathWorld and Pendulum env steps/s; continual: DT pretraining and L2M fine-tuning; multi: the offline programs with more than one seed; hlo: accepted for old commands, "
+    add("--skip", nargs="*", default=[], choices=["offline", "multi", "d3rlpy", "sac", "ppo", "finetune", "hybrid", "envs", "continual", "hierarchy", "rejax", "hlo"],
+        help="benchmarks to leave out (sac: all online ones; ppo: the PPO ones; finetune: RO2O/WSRL/SAC fine-tuning; hybrid: H2O/SAC in the hybrid regime; envs: PathWorld and Pendulum env steps/s; continual: DT pretraining and L2M fine-tuning; hierarchy: HAMSTER's high- and low-level training; multi: the offline programs with more than one seed; hlo: accepted for old commands, "
         "the host round-trip check is tests/test_compiled.py now)")  # fmt: skip
     add("--against", metavar="REV", help="only time our offline IQL and online SAC, for this tree and for git revision REV "
         "(checked out into a temporary worktree), interleaved in one run")  # fmt: skip
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         notes += online_notes
     if "continual" not in args.skip:
         results += suite.bench_continual_regime(args, repeats)
+    if "hierarchy" not in args.skip:
+        results += suite.bench_hierarchy_regime(args, repeats)
     notes += report.run_notes(results, info["cores"], args.wait_quiet_total, time.perf_counter() - start, args.quick)
 
     parts = []

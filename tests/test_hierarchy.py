@@ -108,7 +108,7 @@ def test_low_level_bc_learns_to_follow_a_straight_path():
     actions = np.concatenate([follower(path, position), np.zeros((n, 1))], -1).astype(np.float32)
     policy = hierarchy.PathPolicy("vector", hidden_dims=(128, 128), use_image=False)
     images = jnp.zeros((n, 32, 32, 3))
-    data = {"state": jnp.asarray(states), "image": images, "path": jnp.asarray(path), "action": jnp.asarray(actions)}
+    data = {"state": hierarchy.proprio(jnp.asarray(states)), "image": images, "path": jnp.asarray(path), "action": jnp.asarray(actions)}
     params = policy.init(jax.random.PRNGKey(0), data["state"][:1], images[:1], data["path"][:1])
 
     def loss(params, batch):
@@ -121,7 +121,7 @@ def test_low_level_bc_learns_to_follow_a_straight_path():
     test_path = jnp.asarray(test_path)
 
     def rollout(position, _):
-        state = jnp.zeros((64, STATE_DIM)).at[:, :2].set(position)
+        state = jnp.zeros((64, hierarchy.PROPRIO_DIM)).at[:, :2].set(position)
         action = policy.apply(params, state, jnp.zeros((64, 32, 32, 3)), test_path)
         position = position + 0.03 * action[:, :2]
         return position, position
@@ -156,3 +156,13 @@ def test_pointing_labels_land_on_the_named_object_in_the_image_under_a_warped_ca
     assert int(examples["tokens"][0, 0]) == hierarchy.VERBS.index("point")
     tasks = hierarchy.path_examples(params, states, 32)
     assert tasks["path"].shape == (32, paths.MAX_WAYPOINTS, 4) and bool(jnp.all(tasks["path"][:, 0, 3] == 1))
+
+
+def test_the_conv_encoders_patches_compute_a_stride_2_same_convolution():
+    from jaxrl.networks import stride2_patches
+
+    for size in (32, 6):
+        x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 5))
+        kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 5, 7))
+        expected = jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        np.testing.assert_allclose(stride2_patches(x) @ kernel.reshape(45, 7), expected, atol=1e-4)

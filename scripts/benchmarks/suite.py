@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.continual import bench_continual
+from benchmarks.hierarchy import bench_hierarchy
 from benchmarks.d3rlpy_side import D3rlpySide
 from benchmarks.env_steps import SETTINGS as ENV_SETTINGS
 from benchmarks.env_steps import bench_env_steps
@@ -150,4 +151,16 @@ def bench_continual_regime(args, repeats: int) -> list[Result]:
             print(f"{method} continual x{members} (jaxrl)", flush=True)
             wait_quiet(args.wait_quiet)
             results.append(bench_continual(method, members, 10 if args.quick else 100, repeats, args.wait_quiet))
+    return results
+
+
+def bench_hierarchy_regime(args, repeats: int) -> list[Result]:
+    """HAMSTER's high-level and low-level training, 32 and 64 px, 1 and 8 seeds."""
+    results = []
+    for level in ("high", "low"):
+        for size in (32, 64):
+            for members in (1, 8):
+                print(f"hamster {level} level {size} px x{members} (jaxrl)", flush=True)
+                wait_quiet(args.wait_quiet)
+                results.append(bench_hierarchy(level, size, members, 10 if args.quick else 100, repeats, args.wait_quiet))
     return results

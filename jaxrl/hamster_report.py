@@ -1,0 +1,173 @@
+"""HAMSTER comparison results as markdown tables, the paper's claims checked, and a figure of episodes.
+
+`results` is what `hamster.run` returns: per method, success [seeds, splits, episodes] and, for
+hierarchical methods, frechet and adherence of the same shape. Means over a split are per seed first
+(mean over episodes), then mean ± std over seeds. "Held-out" averages the held-out splits run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from jaxrl.hamster import HELD_OUT, METHODS, attribution
+
+NAMES = {
+    "hamster": "HAMSTER (channels)",
+    "hamster-overlay": "HAMSTER (overlay)",
+    "hamster-vector": "HAMSTER (vector)",
+    "hamster-50": "HAMSTER, 50% demos",
+    "hamster-no-off": "HAMSTER, high level without off-domain data",
+    "oracle-path": "oracle paths (channels)",
+    "flat": "flat",
+    "flat-50": "flat, 50% demos",
+    "monolithic": "monolithic (+ off-domain actions)",
+}
+MARGIN = 0.05  # what "does not improve" allows: a success gain under 5 points
+
+
+def mean_std(per_seed) -> str:
+    per_seed = np.asarray(per_seed)
+    return f"{per_seed.mean():.2f} ± {per_seed.std():.2f}"
+
+
+def held_out(splits) -> list[int]:
+    return [i for i, s in enumerate(splits) if s in HELD_OUT]
+
+
+def per_seed(values, columns) -> np.ndarray:
+    """Mean over episodes (and over the given split columns) per seed: [seeds]."""
+    return np.asarray(values)[:, columns].mean(axis=(1, 2))
+
+
+def metric_table(methods: dict, splits, metric: str, names=None) -> str:
+    names = names or [m for m in methods if metric in methods[m]]
+    ho = held_out(splits)
+    header = "| method | " + " | ".join(splits) + (" | held-out |" if ho else " |")
+    lines = [header, "|" + "---|" * (len(splits) + 1 + bool(ho))]
+    for name in names:
+        values = methods[name][metric]
+        cells = [mean_std(per_seed(values, [i])) for i in range(len(splits))]
+        if ho:
+            cells.append(f"**{mean_std(per_seed(values, ho))}**")
+        lines.append(f"| {NAMES.get(name, name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def attribution_table(methods: dict, splits) -> str:
+    ho = held_out(splits) or list(range(len(splits)))
+    lines = ["| method | failed episodes | bad path | did not follow | followed, failed |", "|---|---|---|---|---|"]
+    for name, r in methods.items():
+        if "frechet" not in r:
+            continue
+        a = attribution(r["success"][:, ho], r["frechet"][:, ho], r["adherence"][:, ho])
+        lines.append(f"| {NAMES.get(name, name)} | {a['failures']} | {a['bad path']:.2f} | {a['did not follow']:.2f} | "
+                     f"{a['followed, failed']:.2f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def claims(methods: dict, splits) -> list[tuple[str, bool, str]]:
+    """(claim, holds, the numbers) for each claim whose methods and splits were run."""
+    ho = held_out(splits)
+    if not ho:
+        return []
+    success = {m: per_seed(r["success"], ho).mean() for m, r in methods.items()}
+    out = []
+    if {"hamster", "flat", "monolithic"} <= set(methods):
+        h, f, m = success["hamster"], success["flat"], success["monolithic"]
+        wins = sum(
+            per_seed(methods["hamster"]["success"], [i]).mean()
+            > max(per_seed(methods["flat"]["success"], [i]).mean(), per_seed(methods["monolithic"]["success"], [i]).mean())
+            for i in ho
+        )  # fmt: skip
+        out.append(("1. Hierarchical beats flat and monolithic on the held-out splits", h > f and h > m,
+                    f"held-out success {h:.2f} vs flat {f:.2f}, monolithic {m:.2f}; best of the three on {wins}/{len(ho)} splits"))  # fmt: skip
+    if {"hamster", "hamster-no-off", "flat", "monolithic"} <= set(methods):
+        full = per_seed(methods["hamster"]["frechet"], ho).mean()
+        without = per_seed(methods["hamster-no-off"]["frechet"], ho).mean()
+        gain = success["monolithic"] - success["flat"]
+        out.append(("2. Off-domain data improves the high level's paths but not the monolithic policy",
+                    full < without and gain < MARGIN,
+                    f"held-out Frechet {full:.3f} with vs {without:.3f} without off-domain data; monolithic minus flat "
+                    f"success {gain:+.2f} (must stay under +{MARGIN}); hierarchical success with vs without "
+                    f"{success['hamster']:.2f} vs {success['hamster-no-off']:.2f}"))  # fmt: skip
+    if {"hamster-50", "flat"} <= set(methods):
+        out.append(("3. Hierarchical with 50% of the demos beats flat with 100%", success["hamster-50"] > success["flat"],
+                    f"held-out success {success['hamster-50']:.2f} vs {success['flat']:.2f}"))  # fmt: skip
+    if {"hamster", "hamster-overlay"} <= set(methods) and {"layouts", "camera"} <= set(splits):
+        i, j = splits.index("layouts"), splits.index("camera")
+        drop = {m: per_seed(methods[m]["success"], [i]).mean() - per_seed(methods[m]["success"], [j]).mean()
+                for m in ("hamster", "hamster-overlay")}  # fmt: skip
+        cam = {m: per_seed(methods[m]["success"], [j]).mean() for m in drop}
+        out.append(("4. The separate-channel encoding is more robust to the camera warp than the overlay",
+                    drop["hamster"] < drop["hamster-overlay"],
+                    f"success drop from held-out layouts to + camera warp: channels {drop['hamster']:+.2f} "
+                    f"(to {cam['hamster']:.2f}), overlay {drop['hamster-overlay']:+.2f} (to {cam['hamster-overlay']:.2f})"))  # fmt: skip
+    if "hamster" in methods:
+        r = methods["hamster"]
+        a = attribution(r["success"][:, ho], r["frechet"][:, ho], r["adherence"][:, ho])
+        out.append(("5. Most failures come from following or executing the path, not from the plan",
+                    a["bad path"] < 0.5,
+                    f"of {a['failures']} held-out failures: bad path {a['bad path']:.2f}, did not follow "
+                    f"{a['did not follow']:.2f}, followed but failed {a['followed, failed']:.2f}"))  # fmt: skip
+    return out
+
+
+def claims_markdown(methods: dict, splits) -> str:
+    rows = claims(methods, splits)
+    if not rows:
+        return "No claim could be checked with the methods and splits run."
+    return "\n".join(f"- {text}: **{'holds' if ok else 'does NOT hold'}** ({numbers})" for text, ok, numbers in rows)
+
+
+def plot_episodes(methods: dict, splits, variants, path: Path, size: int = 64) -> None:
+    """A grid: a row per method, a column per split; each cell the first frame of the split's first
+    episode (seed 0) with the path the low level followed (white, dots at waypoints; the expert's label for
+    action models, dashed) and the executed trajectory (black), green title on success."""
+    import jax
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from envs.pathworld.render import render
+    from envs.pathworld.world import unpack
+
+    names = list(methods)
+    fig, axes = plt.subplots(len(names), len(splits), figsize=(1.9 * len(splits), 1.9 * len(names)), squeeze=False)
+    episodes = len(next(iter(variants.values())).layouts)
+    for c, split in enumerate(splits):
+        p = jax.tree.map(lambda x, c=c: x[c * episodes], _stack(variants))
+        for r, name in enumerate(names):
+            ex = methods[name]["example"]
+            k = c * episodes
+            image = np.asarray(render(unpack(ex["first"][k]), p.palette, p.warp, size))
+            ax = axes[r, c]
+            ax.imshow(image, extent=(0, 1, 0, 1))
+            route = ex["path"][k][ex["path"][k][:, 3] > 0.5]
+            style = "--" if METHODS[name].high is None else "-"
+            ax.plot(route[:, 0], route[:, 1], style, color="white", lw=1.5, marker="o", ms=2.5)
+            alive = ex["alive"][k]
+            ax.plot(ex["positions"][k][alive, 0], ex["positions"][k][alive, 1], color="black", lw=1.0)
+            ok = bool(ex["success"][k])
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+            if r == 0:
+                ax.set_title(split, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(NAMES.get(name, name).replace(" (", "\n("), fontsize=6)
+            for spine in ax.spines.values():
+                spine.set_color("green" if ok else "red")
+                spine.set_linewidth(2)
+    fig.suptitle("First frame, followed path (white) and executed trajectory (black); green frame: success", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _stack(variants):
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *[v.params for v in variants.values()])

@@ -1,0 +1,56 @@
+"""HAMSTER's training programs: the high level (image + instruction -> path) and the low level (proprioception
++ image + path drawn in channels -> action), at the model sizes of `make reproduce-hamster` (CPU: CNN 16-32-32,
+MLP 2x256, batch 64; the same at 64 px), 1 and 8 seeds vmapped, on random uint8 rows of the real shapes:
+only the shapes matter for speed. One chunk is one `hierarchy.fitter` scan, as `hamster.train_model` runs."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.timing import Result, time_program
+from envs.pathworld.expert import MAX_WAYPOINTS
+from jaxrl import hamster, hierarchy
+
+ROWS = 4_096
+
+
+def random_rows(size: int) -> dict:
+    rng = np.random.default_rng(0)
+    path = np.zeros((ROWS, MAX_WAYPOINTS, 4), np.float32)
+    path[:, :3, :2] = rng.uniform(0.1, 0.9, (ROWS, 3, 2))
+    path[:, :3, 3] = 1.0
+    return {
+        "image": jnp.asarray(rng.integers(0, 256, (ROWS, size, size, 3), np.uint8)),
+        "channels": jnp.asarray(rng.integers(0, 256, (ROWS, size, size, 2), np.uint8)),
+        "tokens": jnp.asarray(rng.integers(0, 3, (ROWS, 4)), jnp.int32),
+        "proprio": jnp.asarray(rng.standard_normal((ROWS, hierarchy.PROPRIO_DIM)), jnp.float32),
+        "path": jnp.asarray(path),
+        "action": jnp.asarray(rng.uniform(-1, 1, (ROWS, 3)), jnp.float32),
+    }
+
+
+def bench_hierarchy(level: str, size: int, members: int, chunk_steps: int, repeats: int, quiet_wait: float) -> Result:
+    cfg = hamster.HamsterConfig(image_size=size)
+    kind = "high" if level == "high" else "channels"
+    model = hamster.models(cfg)[kind]
+    rows = random_rows(size)
+    example = jax.tree.map(lambda x: x[:1], rows)
+    if kind == "high":
+        init = lambda k: model.init(k, hamster.from_pixels(example["image"]), example["tokens"])  # noqa: E731
+    else:
+        init = lambda k: model.init(k, example["proprio"], hamster.from_pixels(example["image"]), example["path"],  # noqa: E731
+                                    hamster.from_pixels(example["channels"]))  # fmt: skip
+    params = jax.vmap(init)(jax.random.split(jax.random.PRNGKey(0), members))
+    run = jax.vmap(hierarchy.fitter(hamster.loss_of(kind, model), chunk_steps, cfg.batch_size), in_axes=(0, None, 0))
+
+    @jax.jit
+    def chunk(params, index):
+        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(1), index), members)
+        return run(params, rows, keys)
+
+    label = f"HAMSTER {'high level' if level == 'high' else 'low level (channels)'} {size} px x{members}"
+    timing = time_program(chunk, params, repeats, label, quiet_wait)
+    setting = f"CNN {cfg.channels}, MLP {cfg.hidden_dims}, batch {cfg.batch_size}, {size} px, chunk {chunk_steps}"
+    return Result.of(label, setting, timing, chunk_steps, members, "updates/s")
