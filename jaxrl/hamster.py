@@ -62,7 +62,9 @@ class Domain:
 
 _UNSEEN_LAYOUTS = suites.split("unseen-layouts").layouts
 IN_DOMAIN = Domain(layouts=range(0, 50), palettes=range(0, 4))
-OFF_DOMAIN = Domain(layouts=range(100, 1000), palettes=range(4, 100), warp=None, physics=(("gain", 1.5), ("damping", 0.6)), combos="all")
+OFF_DOMAIN = Domain(
+    layouts=range(100, 1000), palettes=range(4, 100), warp=None, physics=(("gain", 1.5), ("damping", 0.6)), combos="all"
+)
 SPLITS = {
     "in-domain": IN_DOMAIN,  # the demos' own layouts and palettes: a reference, not held out
     "layouts": Domain(_UNSEEN_LAYOUTS, IN_DOMAIN.palettes),
@@ -171,7 +173,9 @@ def sample_variants(domain: Domain, tasks, n: int, rng: np.random.Generator) -> 
 def first_states(variants: Variants, key) -> jax.Array:
     """One initial state vector [n, STATE_DIM] per variant."""
     core = PathWorldCore()
-    return jax.vmap(lambda p, k: state_vector(core.reset_state(k, p), p))(variants.params, jax.random.split(key, len(variants.layouts)))
+    return jax.vmap(lambda p, k: state_vector(core.reset_state(k, p), p))(
+        variants.params, jax.random.split(key, len(variants.layouts))
+    )
 
 
 @jax.jit
@@ -417,7 +421,9 @@ def evaluate_method(cfg: HamsterConfig, method: Method, trained: dict, variants:
             state, _, success = core.step_state(state, act(obs), p)
             return (state, done | success), (image_coordinates(obs[:2], p.warp), ~done)
 
-        (_, done), (positions, alive) = jax.lax.scan(step, (state, jnp.zeros((), bool)), jax.random.split(k_steps, MAX_EPISODE_STEPS))
+        (_, done), (positions, alive) = jax.lax.scan(
+            step, (state, jnp.zeros((), bool)), jax.random.split(k_steps, MAX_EPISODE_STEPS)
+        )
         return {"success": done, "path": path, "label": label, "positions": positions, "alive": alive, "first": first}
 
     n = jax.tree.leaves(variants)[0].shape[0]

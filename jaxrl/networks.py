@@ -40,9 +40,7 @@ def stride2_patches(x) -> jax.Array:
     [..., H, W, C] of even size (XLA's SAME pads one row and column after, none before)."""
     h, w = x.shape[-3] // 2, x.shape[-2] // 2
     padded = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(0, 1), (0, 1), (0, 0)])
-    return jnp.concatenate(
-        [padded[..., i : i + 2 * h : 2, j : j + 2 * w : 2, :] for i in range(3) for j in range(3)], axis=-1
-    )
+    return jnp.concatenate([padded[..., i : i + 2 * h : 2, j : j + 2 * w : 2, :] for i in range(3) for j in range(3)], axis=-1)
 
 
 class ConvEncoder(nn.Module):

@@ -108,7 +108,12 @@ def test_low_level_bc_learns_to_follow_a_straight_path():
     actions = np.concatenate([follower(path, position), np.zeros((n, 1))], -1).astype(np.float32)
     policy = hierarchy.PathPolicy("vector", hidden_dims=(128, 128), use_image=False)
     images = jnp.zeros((n, 32, 32, 3))
-    data = {"state": hierarchy.proprio(jnp.asarray(states)), "image": images, "path": jnp.asarray(path), "action": jnp.asarray(actions)}
+    data = {
+        "state": hierarchy.proprio(jnp.asarray(states)),
+        "image": images,
+        "path": jnp.asarray(path),
+        "action": jnp.asarray(actions),
+    }
     params = policy.init(jax.random.PRNGKey(0), data["state"][:1], images[:1], data["path"][:1])
 
     def loss(params, batch):
