@@ -26,7 +26,7 @@ from jaxrl import hamster_report as report
 from jaxrl.agents import ConfigError
 
 # 64 px images, HAMSTER's 300 in-domain demos, ten times the off-domain data, longer training, wider CNN
-FULL = dict(image_size=64, demo_episodes=300, offdomain_paths=60_000, pointing=20_000, offdomain_episodes=4_000,
+FULL = dict(image_size=64, demo_episodes=300, offdomain_paths=300_000, pointing=60_000, offdomain_episodes=4_000,
             channels=(32, 64, 64), high_steps=30_000, low_steps=20_000, batch_size=256, eval_episodes=64, seeds=5)  # fmt: skip
 
 
