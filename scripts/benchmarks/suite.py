@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from benchmarks.continual import bench_continual
-from benchmarks.hierarchy import bench_hierarchy
 from benchmarks.d3rlpy_side import D3rlpySide
 from benchmarks.env_steps import SETTINGS as ENV_SETTINGS
 from benchmarks.env_steps import bench_env_steps
+from benchmarks.hierarchy import bench_hierarchy
 from benchmarks.machine import LoadMeter, matmul_gflops
 from benchmarks.ours import (
     PPOSetting,
