@@ -262,3 +262,15 @@ def parse_assignments(specs: tuple[str, ...], what: str) -> dict[str, str]:
             raise ConfigError(f"{what}: {spec!r} must look like name=value")
         out[name.strip().replace("-", "_")] = value.strip()
     return out
+
+
+def protocol_config(config_cls, settings: dict, args, name: str):
+    """A reproduce script's validated config, or SystemExit naming the problem; sets and creates `args.out`
+    (default experiments/results/<name>, or <name>-full with --full)."""
+    try:
+        cfg = config_cls(**settings).validate()
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from None
+    args.out = Path(args.out or Path("experiments/results") / (f"{name}-full" if args.full else name))
+    args.out.mkdir(parents=True, exist_ok=True)
+    return cfg

@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxrl import hamster
 from jaxrl import hamster_report as report
-from jaxrl.agents import ConfigError
+from jaxrl.config import protocol_config
 
 # 64 px images, HAMSTER's 300 in-domain demos, ten times the off-domain data, longer training, wider CNN
 FULL = dict(image_size=64, demo_episodes=300, offdomain_paths=300_000, pointing=60_000, offdomain_episodes=4_000,
@@ -47,18 +47,13 @@ def parse(argv=None) -> tuple[hamster.HamsterConfig, argparse.Namespace]:
         value = getattr(args, name)
         if value:
             settings[name] = tuple(value) if name in ("methods", "splits") else value
-    try:
-        cfg = hamster.HamsterConfig(**settings).validate()
-    except ConfigError as err:
-        raise SystemExit(f"error: {err}") from None
-    args.out = Path(args.out or Path("experiments/results") / ("hamster-full" if args.full else "hamster"))
+    cfg = protocol_config(hamster.HamsterConfig, settings, args, "hamster")
     return cfg, args
 
 
 def main(argv=None) -> None:
     cfg, args = parse(argv)
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     result = hamster.run(cfg, jax.random.PRNGKey(cfg.seed))
     wall = time.perf_counter() - t0

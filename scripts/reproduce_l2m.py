@@ -26,7 +26,7 @@ import envs
 from envs.pathworld import suites
 from jaxrl import continual
 from jaxrl import continual_report as report
-from jaxrl.agents import ConfigError
+from jaxrl.config import protocol_config
 
 # The reference's MDDT: 6 layers, 12 heads, width 768, context 5, a pool of 30; steps scaled to what a GPU
 # does in a few hours (the paper: 1M pretraining steps, 100k per task).
@@ -52,18 +52,13 @@ def parse(argv=None) -> tuple[continual.ContinualConfig, argparse.Namespace]:
         value = getattr(args, name)
         if value:
             settings[name] = tuple(value) if name == "methods" else value
-    try:
-        cfg = continual.ContinualConfig(**settings).validate()
-    except ConfigError as err:
-        raise SystemExit(f"error: {err}") from None
-    args.out = Path(args.out or Path("experiments/results") / ("l2m-full" if args.full else "l2m"))
+    cfg = protocol_config(continual.ContinualConfig, settings, args, "l2m")
     return cfg, args
 
 
 def main(argv=None) -> None:
     cfg, args = parse(argv)
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     env = envs.make("pathworld/reach")  # the task comes from each variant's params
     agent = continual.make_agent(cfg, env)
