@@ -360,31 +360,34 @@ def training_set(kind: str, option, data: Data) -> dict:
     return {k: rows[k] for k in ("proprio", "image", "channels", "path", "action")}
 
 
-def loss_of(kind: str, model):
+def model_inputs(kind: str, rows: dict) -> tuple:
+    """A model's inputs from rows of its training set (images and drawn paths from uint8)."""
     if kind == "high":
-        return lambda params, b: hierarchy.path_loss(model.apply(params, from_pixels(b["image"]), b["tokens"]), b["path"])
+        return from_pixels(rows["image"]), rows["tokens"]
     if kind == "action":
-        predict = lambda params, b: model.apply(params, b["proprio"], from_pixels(b["image"]), b["tokens"])  # noqa: E731
-    else:
-        predict = lambda params, b: model.apply(params, b["proprio"], from_pixels(b["image"]), b["path"],  # noqa: E731
-                                                from_pixels(b["channels"]))  # fmt: skip
-    return lambda params, b: jnp.mean(jnp.sum((predict(params, b) - b["action"]) ** 2, axis=-1))
+        return rows["proprio"], from_pixels(rows["image"]), rows["tokens"]
+    return rows["proprio"], from_pixels(rows["image"]), rows["path"], from_pixels(rows["channels"])
+
+
+def loss_of(kind: str, model):
+    """The high level's `path_loss`, or the squared action error (summed over action dims) of the others."""
+    if kind == "high":
+        return lambda params, b: hierarchy.path_loss(model.apply(params, *model_inputs(kind, b)), b["path"])
+    return lambda params, b: jnp.mean(jnp.sum((model.apply(params, *model_inputs(kind, b)) - b["action"]) ** 2, axis=-1))
+
+
+def init_params(kind: str, model, rows: dict, key, seeds: int):
+    """Fresh params [seeds] of a model for rows of its training set."""
+    example = model_inputs(kind, jax.tree.map(lambda x: x[:1], rows))
+    return jax.vmap(lambda k: model.init(k, *example))(jax.random.split(key, seeds))
 
 
 def train_model(cfg: HamsterConfig, kind: str, option, data: Data, key):
     """One model for every seed (one vmapped program): (params [seeds], losses [seeds, steps])."""
     model = models(cfg)[kind]
     rows = training_set(kind, option, data)
-    example = jax.tree.map(lambda x: x[:1], rows)
-    if kind == "high":
-        init = lambda k: model.init(k, from_pixels(example["image"]), example["tokens"])  # noqa: E731
-    elif kind == "action":
-        init = lambda k: model.init(k, example["proprio"], from_pixels(example["image"]), example["tokens"])  # noqa: E731
-    else:
-        init = lambda k: model.init(k, example["proprio"], from_pixels(example["image"]), example["path"],  # noqa: E731
-                                    from_pixels(example["channels"]))  # fmt: skip
     k_init, k_fit = jax.random.split(key)
-    params = jax.vmap(init)(jax.random.split(k_init, cfg.seeds))
+    params = init_params(kind, model, rows, k_init, cfg.seeds)
     steps = cfg.high_steps if kind == "high" else cfg.low_steps
     run = hierarchy.fitter(loss_of(kind, model), steps, cfg.batch_size, cfg.learning_rate)
     return jax.jit(jax.vmap(run, in_axes=(0, None, 0)))(params, rows, jax.random.split(k_fit, cfg.seeds))

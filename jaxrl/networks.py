@@ -53,7 +53,7 @@ class ConvEncoder(nn.Module):
     64, 32 px), and vmapped over seeds a convolution becomes a grouped one, slow on CPU too.
     With `coordinates`, two channels holding each pixel's x and y in [0, 1] (CoordConv, Liu et al. 2018) are
     appended first, so features can say where in the image something is (a path, the agent).
-    With `keypoints`, the first `keypoint_layers` layers' feature maps also go through a spatial softmax
+    The first `keypoint_layers` layers' feature maps also go through a spatial softmax
     (Levine et al. 2016): per channel, the expected x, y under a softmax over pixels, so a channel that
     fires on one colour reports where that colour is, finer than the last layer's 4 x 4 grid can."""
 
@@ -66,9 +66,7 @@ class ConvEncoder(nn.Module):
     def __call__(self, images):
         x = images
         if self.coordinates:
-            h, w = images.shape[-3], images.shape[-2]
-            ys, xs = jnp.meshgrid(1.0 - (jnp.arange(h) + 0.5) / h, (jnp.arange(w) + 0.5) / w, indexing="ij")
-            grid = jnp.broadcast_to(jnp.stack([xs, ys], -1), (*images.shape[:-1], 2))
+            grid = jnp.broadcast_to(pixel_centres(*images.shape[-3:-1]), (*images.shape[:-1], 2))
             x = jnp.concatenate([images, grid], axis=-1)
         points = []
         for layer, width in enumerate(self.channels):
@@ -80,15 +78,19 @@ class ConvEncoder(nn.Module):
         return jnp.concatenate([features, *points], axis=-1)
 
 
+def pixel_centres(h: int, w: int) -> jax.Array:
+    """[h, w, 2]: each pixel centre's (x, y) in [0, 1], row 0 at the top (y = 1), as images are drawn."""
+    ys, xs = jnp.meshgrid(1.0 - (jnp.arange(h) + 0.5) / h, (jnp.arange(w) + 0.5) / w, indexing="ij")
+    return jnp.stack([xs, ys], axis=-1)
+
+
 def spatial_softmax(x) -> jax.Array:
     """[..., 2 C]: per channel of feature maps [..., H, W, C], the expected (x, y) in [0, 1] (y up) of a
-    softmax over the H x W pixels."""
+    softmax over the H x W pixels (x of every channel, then y of every channel)."""
     h, w, c = x.shape[-3:]
-    ys, xs = jnp.meshgrid(1.0 - (jnp.arange(h) + 0.5) / h, (jnp.arange(w) + 0.5) / w, indexing="ij")
     weights = jax.nn.softmax(x.reshape(*x.shape[:-3], h * w, c), axis=-2)
-    return jnp.concatenate(
-        [jnp.einsum("...pc,p->...c", weights, xs.ravel()), jnp.einsum("...pc,p->...c", weights, ys.ravel())], axis=-1
-    )
+    expected = jnp.einsum("...pc,pk->...kc", weights, pixel_centres(h, w).reshape(h * w, 2))
+    return expected.reshape(*expected.shape[:-2], 2 * c)
 
 
 class Critic(nn.Module):

@@ -171,3 +171,10 @@ def test_the_conv_encoders_patches_compute_a_stride_2_same_convolution():
         kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 5, 7))
         expected = jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         np.testing.assert_allclose(stride2_patches(x) @ kernel.reshape(45, 7), expected, atol=1e-4)
+
+
+def test_spatial_softmax_reports_where_each_channel_fires():
+    from jaxrl.networks import spatial_softmax
+
+    maps = jnp.full((1, 4, 4, 2), -50.0).at[0, 0, 3, 0].set(50.0).at[0, 3, 0, 1].set(50.0)  # top right; bottom left
+    np.testing.assert_allclose(spatial_softmax(maps), [[0.875, 0.125, 0.875, 0.125]], atol=1e-6)  # x of each, then y

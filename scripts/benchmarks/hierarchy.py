@@ -36,13 +36,7 @@ def bench_hierarchy(level: str, size: int, members: int, chunk_steps: int, repea
     kind = "high" if level == "high" else "channels"
     model = hamster.models(cfg)[kind]
     rows = random_rows(size)
-    example = jax.tree.map(lambda x: x[:1], rows)
-    if kind == "high":
-        init = lambda k: model.init(k, hamster.from_pixels(example["image"]), example["tokens"])  # noqa: E731
-    else:
-        init = lambda k: model.init(k, example["proprio"], hamster.from_pixels(example["image"]), example["path"],  # noqa: E731
-                                    hamster.from_pixels(example["channels"]))  # fmt: skip
-    params = jax.vmap(init)(jax.random.split(jax.random.PRNGKey(0), members))
+    params = hamster.init_params(kind, model, rows, jax.random.PRNGKey(0), members)
     run = jax.vmap(hierarchy.fitter(hamster.loss_of(kind, model), chunk_steps, cfg.batch_size), in_axes=(0, None, 0))
 
     @jax.jit
