@@ -47,3 +47,32 @@ def random_pendulum_file(tmp_path_factory, pendulum):
     data = collect(pendulum, random_policy, jax.random.PRNGKey(0), 2_000, 10)
     path = tmp_path_factory.mktemp("data") / "random.npz"
     return save_dataset(path, data, {"env": "gymnax/Pendulum-v1", "ref_min_score": -1200.0, "ref_max_score": -150.0})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects: every slow test is checked, whichever tier runs
+def pytest_collection_modifyitems(config, items):
+    """The tiers' one definition is the `slow` mark; each use says why the test is in the full tier, and a
+    learning test names its fast companion: `companion="tests/test_x.py::test_y"`, a test in `make test`
+    that fails on the same class of bug. A companion that is missing or itself slow is an error, so the
+    fast tier cannot silently lose what the full tier checks."""
+    tests = {}
+    for item in items:
+        tests.setdefault(item.nodeid.split("[")[0], []).append(item)
+    collected_files = {nodeid.split("::")[0] for nodeid in tests}
+    problems = []
+    for item in items:
+        mark = item.get_closest_marker("slow")
+        if mark is None:
+            continue
+        if mark.args or not mark.kwargs.get("reason"):
+            problems.append(f"{item.nodeid}: @pytest.mark.slow needs reason=... (why it is in the full tier only)")
+        companion = mark.kwargs.get("companion")
+        if companion is None or companion.split("::")[0] not in collected_files:
+            continue  # no companion, or its file is not part of this run
+        found = tests.get(companion)
+        if not found:
+            problems.append(f"{item.nodeid}: its companion {companion} does not exist")
+        elif any(c.get_closest_marker("slow") for c in found):
+            problems.append(f"{item.nodeid}: its companion {companion} is slow itself; a companion runs in make test")
+    if problems:
+        raise pytest.UsageError("\n".join(problems))

@@ -232,6 +232,7 @@ def test_update_is_clipped_adamw_with_warmup_and_sweeps_as_one_vmap():
 LEARNING_THRESHOLD = 0.0
 
 
+@pytest.mark.slow(reason="learning run: 4,000 DT updates (23 s)", companion="tests/test_dt.py::test_predictions_are_causal")
 def test_dt_learns_pendulum_medium_replay(tmp_path):
     agent = DT(
         embedding_dim=32,

@@ -209,6 +209,7 @@ def test_jit_vmap_over_envs():
     np.testing.assert_array_equal(np.asarray(info["episode_length"]), [1, 1, 1, 1])
 
 
+@pytest.mark.slow(reason="brax: compiling hopper's physics (19 s)")
 def test_brax_hopper_step_and_dynamics():
     """The adapter, and each brax dynamics changes the hopper's motion (one compile: a vmapped rollout)."""
     from envs.brax_env import BraxParams

@@ -162,6 +162,10 @@ def test_a_rendered_row_matches_its_state():
     np.testing.assert_allclose(hamster.from_pixels(images[1]), expected, atol=0.5 / 255 + 1e-6)
 
 
+@pytest.mark.slow(
+    reason="a whole HAMSTER table run, tiny: trains 3 models and evaluates 3 methods on 2 splits (63 s)",
+    companion="tests/test_hierarchy.py::test_low_level_bc_learns_to_follow_a_straight_path",
+)
 def test_a_tiny_run_evaluates_every_method_from_the_same_states(tiny_data, monkeypatch):
     monkeypatch.setattr(hamster, "build_data", lambda cfg, key, log: tiny_data)
     result = hamster.run(TINY, jax.random.PRNGKey(1), log=lambda *_: None)

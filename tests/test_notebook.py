@@ -4,10 +4,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 NOTEBOOK = Path(__file__).parent.parent / "experiments" / "notebook.ipynb"
 
 
+@pytest.mark.slow(reason="starts a Jupyter kernel and runs every cell, several trainings (34 s)")
 def test_notebook_runs_top_to_bottom(tmp_path, random_pendulum_file, monkeypatch):
     notebook = json.loads(NOTEBOOK.read_text())
     assert notebook["nbformat"] == 4

@@ -132,6 +132,10 @@ def test_ro2o_uncertainty_weight_decays_per_update_and_online_as_chosen(mode, on
         RO2O(online_lambda="readme").validate()
 
 
+@pytest.mark.slow(
+    reason="learning run: 1,000 offline updates and 4,000 online steps of a 5-critic ensemble (46 s)",
+    companion="tests/test_o2o_agents.py::test_ro2o_without_its_terms_is_sac_n",
+)
 def test_ro2o_fine_tunes_pendulum_medium_replay_without_falling_far_below_its_offline_score(tmp_path):
     """RO2O pretrained on medium-replay (poor data: its offline policy scores about -26) and fine-tuned online
     in a fresh buffer climbs to a swing-up. Measured on the development CPU (2026-12-03, 5 critics, 2

@@ -44,6 +44,10 @@ def test_running_stats_equal_the_statistics_of_everything_seen():
     np.testing.assert_allclose(np.asarray(stats.var), everything.var(0), rtol=1e-4)
 
 
+@pytest.mark.slow(
+    reason="learning run: 131k PPO env steps x 2 seeds (19 s)",
+    companion="tests/test_online_agents.py::test_gae_matches_a_direct_loop_and_bootstraps_through_timeouts",
+)
 def test_ppo_learns_pendulum(tmp_path):
     agent = PPO(policy_dims=(64, 64), value_dims=(64, 64), rollout_length=32, epochs=10, num_minibatches=32,
                 gamma=0.99, clip_epsilon=0.2, entropy_coef=0.0, reward_scale=0.1)  # fmt: skip
@@ -56,6 +60,10 @@ def test_ppo_learns_pendulum(tmp_path):
     assert final > -1000, final
 
 
+@pytest.mark.slow(
+    reason="learning run: 6,000 TD3 env steps (14 s)",
+    companion="tests/test_offline_agents.py::test_critic_targets_stop_at_terminals_and_come_from_the_target_network",
+)
 def test_td3_learns_pendulum(tmp_path):
     cfg = TrainConfig(agent=TD3(hidden_dims=(64, 64)), seeds=1, steps=6_000, chunk_steps=2_000, eval_every=3,
                       eval_episodes=10, learning_starts=1_000, buffer_size=10_000, run_dir=str(tmp_path / "td3"),

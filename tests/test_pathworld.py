@@ -247,6 +247,9 @@ def test_path_labels_go_from_the_agent_through_the_stages():
     assert label.shape == (MAX_WAYPOINTS, 4) and set(np.asarray(label[:, 3]).tolist()) <= {0.0, 1.0}
 
 
+@pytest.mark.slow(
+    reason="generates a PathWorld suite (39 s)", companion="tests/test_pathworld.py::test_expert_solves_the_pretraining_tasks"
+)
 def test_scripted_suite_levels_with_path_labels(tmp_path):
     from jaxrl.suite import generate_suite, load_level
 

@@ -4,6 +4,7 @@ normalisation) against hand-computed values, and that it learns on a corrupted d
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxrl import losses
 from jaxrl.agents import IQL, RIQL
@@ -74,6 +75,10 @@ def _final_and_start(cfg):
     return result.final_rows[0]["normalized_score"], start
 
 
+@pytest.mark.slow(
+    reason="learning run: RIQL and IQL, 4,000 updates each, with the corruption attacker (24 s)",
+    companion="tests/test_riql.py::test_riql_update_uses_the_quantile_of_its_ensemble",
+)
 def test_riql_learns_on_corrupted_pendulum_where_iql_fails(tmp_path):
     """Rewards randomly corrupted (c = 0.3, eps = 1): RIQL gains 30 normalised points and beats IQL by 20.
 

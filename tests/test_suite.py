@@ -110,7 +110,10 @@ def test_unknown_suite_names():
         load_level("gymnax/Pendulum-v1", "medium_replay")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(
+    reason="brax: trains hopper's generating agent and collects every level (115 s)",
+    companion="tests/test_suite.py::test_ppo_generated_suite",
+)
 def test_brax_suite_pipeline(tmp_path):
     """The brax path end to end at toy scale (the small and full profiles take CPU-hours / a GPU)."""
     out = generate_suite("brax/hopper", "smoke", seed=0, root=tmp_path, verbose=False)

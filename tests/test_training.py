@@ -40,6 +40,10 @@ def small_offline(tmp_path, path, name, **overrides):
     return TrainConfig(**(kwargs | overrides))
 
 
+@pytest.mark.slow(
+    reason="learning run: 6,000 SAC env steps on Pendulum (16 s)",
+    companion="tests/test_offline_agents.py::test_critic_targets_stop_at_terminals_and_come_from_the_target_network",
+)
 def test_sac_learns_pendulum(tmp_path):
     cfg = TrainConfig(
         agent=SAC(hidden_dims=(64, 64)),
@@ -59,6 +63,10 @@ def test_sac_learns_pendulum(tmp_path):
     assert result.final_rows[0]["eval_return"] > -400
 
 
+@pytest.mark.slow(
+    reason="learning run: IQL and BC, 6,000 updates x 2 seeds each (60 s)",
+    companion="tests/test_offline_agents.py::test_advantage_weighted_actors_move_towards_the_rewarded_actions",
+)
 def test_iql_learns_medium_replay_and_beats_bc(tmp_path):
     # Measured (2026-12-02, 2 seeds, 6000 updates of 256): IQL 2x64 48.1 and 2x128 62.6, BC 2x64 -21.3.
     common = dict(seeds=2, steps=6_000, chunk_steps=1_000, eval_every=6, eval_episodes=10, progress=False)
@@ -148,7 +156,20 @@ ONLINE = dict(agent=SAC(hidden_dims=TINY), learning_starts=150, buffer_size=1_00
 
 @pytest.mark.numerics
 # Resuming an online phase is covered by the faster offline-to-online tests (tests/test_regimes.py).
-@pytest.mark.parametrize("online", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["offline-iql", "online-sac"])
+@pytest.mark.parametrize(
+    "online",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.slow(
+                reason="SAC's online phase killed and resumed (23 s)",
+                companion="tests/test_regimes.py::test_run_killed_at_the_switch_or_after_it_resumes_to_the_same_state",
+            ),
+        ),
+    ],
+    ids=["offline-iql", "online-sac"],
+)
 def test_resumed_run_equals_uninterrupted(tmp_path, random_pendulum_file, online, uninterrupted):
     extra = ONLINE if online else {}
     killed = small_offline(tmp_path, random_pendulum_file, "killed", **extra)
