@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
 
@@ -147,6 +148,9 @@ class Variants:
     palettes: np.ndarray
 
 
+generate_layouts = jax.jit(jax.vmap(generate))
+
+
 def sample_variants(domain: Domain, tasks, n: int, rng: np.random.Generator) -> Variants:
     """n task variants of a domain: tasks uniform over `tasks` (only those naming objects for unseen
     combinations), layouts and palettes uniform over the domain's."""
@@ -165,7 +169,7 @@ def sample_variants(domain: Domain, tasks, n: int, rng: np.random.Generator) -> 
         warp = np.tile(np.asarray(domain.warp), (n, 1))
     physics = {k: v * dict(domain.physics).get(k, 1.0) for k, v in suites.DEFAULT_PHYSICS.items()}
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-    params = WorldParams(free=jax.jit(jax.vmap(generate))(jnp.asarray(layouts)), task=jnp.asarray(task, jnp.int32),
+    params = WorldParams(free=generate_layouts(jnp.asarray(layouts)), task=jnp.asarray(task, jnp.int32),
                          target=jnp.asarray(target, jnp.int32), order=jnp.asarray(order, jnp.int32),
                          sparse=jnp.zeros(n, bool), palette=jnp.asarray(palettes, jnp.int32), warp=f32(warp),
                          **{k: f32(np.full(n, v)) for k, v in physics.items()})  # fmt: skip
@@ -174,10 +178,13 @@ def sample_variants(domain: Domain, tasks, n: int, rng: np.random.Generator) -> 
 
 def first_states(variants: Variants, key) -> jax.Array:
     """One initial state vector [n, STATE_DIM] per variant."""
+    return _first_states(variants.params, jax.random.split(key, len(variants.layouts)))
+
+
+@jax.jit
+def _first_states(params: WorldParams, keys) -> jax.Array:
     core = PathWorldCore()
-    return jax.vmap(lambda p, k: state_vector(core.reset_state(k, p), p))(
-        variants.params, jax.random.split(key, len(variants.layouts))
-    )
+    return jax.vmap(lambda p, k: state_vector(core.reset_state(k, p), p))(params, keys)
 
 
 @jax.jit
@@ -217,15 +224,21 @@ def from_pixels(x) -> jax.Array:
     return x.astype(jnp.float32) / 255.0
 
 
+# Module-level jitted functions (not a jax.jit of a fresh lambda per call, which compiles again every call).
+@functools.partial(jax.jit, static_argnames="size")
 def render_states(states, palettes, warps, size: int) -> jax.Array:
     """uint8 images [n, size, size, 3] of state vectors [n, STATE_DIM] (rendered in batches)."""
     one = lambda x: to_pixels(render(unpack(x[0]), x[1], x[2], size))  # noqa: E731
-    return jax.jit(lambda s, p, w: jax.lax.map(one, (s, p, w), batch_size=256))(states, palettes, warps)
+    return jax.lax.map(one, (states, palettes, warps), batch_size=256)
 
 
+@jax.jit
 def image_path_labels(params: WorldParams, states) -> jax.Array:
     """The expert's path label [n, M, 4] of each state, in the image coordinates of its variant's camera."""
-    return jax.jit(jax.vmap(lambda p, s: hierarchy.label_in_image(path_label(p, s), p.warp)))(params, states)
+    return jax.vmap(lambda p, s: hierarchy.label_in_image(path_label(p, s), p.warp))(params, states)
+
+
+instructions = jax.jit(jax.vmap(instruction))
 
 
 def noisy_paths(path, key, noise: float) -> jax.Array:
@@ -234,10 +247,11 @@ def noisy_paths(path, key, noise: float) -> jax.Array:
     return path.at[..., :2].add(jitter)
 
 
+@functools.partial(jax.jit, static_argnames="size")
 def draw_channels(path, size: int) -> jax.Array:
     """uint8 `paths.path_channels` [n, size, size, 2] of image-coordinate paths [n, M, 4]."""
     one = lambda p: to_pixels(paths.path_channels(p, size, hierarchy.IDENTITY))  # noqa: E731
-    return jax.jit(lambda p: jax.lax.map(one, p, batch_size=256))(path)
+    return jax.lax.map(one, path, batch_size=256)
 
 
 def take(params: WorldParams, index) -> WorldParams:
@@ -267,7 +281,7 @@ def rows_of(params: WorldParams, states, actions, alive, keep, size: int) -> dic
     return {
         "proprio": jnp.asarray(proprio(s)),
         "image": render_states(jnp.asarray(s), p.palette[ep], p.warp[ep], size),
-        "tokens": jax.vmap(instruction)(p)[ep],
+        "tokens": instructions(p)[ep],
         "path": image_path_labels(p, jnp.asarray(states)[episodes, 0])[ep],
         "action": jnp.asarray(np.asarray(actions)[episodes][ep, t]),
         "episode": jnp.asarray(ep, jnp.int32),
@@ -275,7 +289,7 @@ def rows_of(params: WorldParams, states, actions, alive, keep, size: int) -> dic
 
 
 def first_frames(params: WorldParams, states, size: int) -> dict:
-    return {"image": render_states(states, params.palette, params.warp, size), "tokens": jax.vmap(instruction)(params),
+    return {"image": render_states(states, params.palette, params.warp, size), "tokens": instructions(params),
             "path": image_path_labels(params, states)}  # fmt: skip
 
 

@@ -17,6 +17,7 @@ one compiled scan.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import flax.linen as nn
@@ -75,6 +76,7 @@ def label_in_image(path, warp) -> jax.Array:
     return path.at[:, :2].set(image_coordinates(path[:, :2], warp))
 
 
+@functools.partial(jax.jit, static_argnames="per_variant")
 def reset_states(params: WorldParams, key, per_variant: int) -> tuple[WorldParams, jax.Array]:
     """`per_variant` initial states [V * n, STATE_DIM] of every variant of stacked params [V], with the
     params repeated to match (row-major: variant, then sample)."""
@@ -89,6 +91,7 @@ def reset_states(params: WorldParams, key, per_variant: int) -> tuple[WorldParam
     return repeated, states.reshape(count * per_variant, -1)
 
 
+@functools.partial(jax.jit, static_argnames="size")
 def path_examples(params: WorldParams, states, size: int) -> dict:
     """The high level's examples from states [N, STATE_DIM] of variants `params` [N]: the image the
     variant's camera shows, its instruction, and the expert's path label in image coordinates."""
@@ -100,6 +103,7 @@ def path_examples(params: WorldParams, states, size: int) -> dict:
     return jax.vmap(one)(params, states)
 
 
+@functools.partial(jax.jit, static_argnames="size")
 def pointing_examples(params: WorldParams, states, size: int, key) -> dict:
     """The pointing auxiliary task: "point <object j>" (j uniform), labelled with a one-waypoint path at
     object j as the camera shows it."""

@@ -105,17 +105,18 @@ def windows():
 
 def test_lora_with_zero_b_is_the_frozen_model_exactly(windows):
     agent, batch = windows
+    predict = jax.jit(agent.predict)  # one program for every modulation below (op by op costs more)
     params = agent.init(jax.random.PRNGKey(0)).model.params
     pool = pool_ops.init_pool(jax.random.PRNGKey(1), "lora", 4, agent.num_layers, agent.embedding_dim, rank=4)
     mod = pool_ops.modulation(pool, jnp.array([0, 1, 2, 3]))
-    frozen = agent.predict(params, batch)
-    np.testing.assert_array_equal(agent.predict(params, batch, modulation=mod), frozen)
+    frozen = predict(params, batch)
+    np.testing.assert_array_equal(predict(params, batch, modulation=mod), frozen)
 
     trained_b = {m: jnp.full_like(b, 0.05) for m, b in pool["lora_b"].items()}
     mod = pool_ops.modulation(pool | {"lora_b": trained_b}, jnp.array([0, 1, 2, 3]))
-    assert np.abs(np.asarray(agent.predict(params, batch, modulation=mod) - frozen)).max() > 1e-3
+    assert np.abs(np.asarray(predict(params, batch, modulation=mod) - frozen)).max() > 1e-3
     # scale 0 (the oracle's rule for pretraining tasks) switches a trained entry off, exactly
-    np.testing.assert_array_equal(agent.predict(params, batch, modulation=mod.replace(scale=0.0)), frozen)
+    np.testing.assert_array_equal(predict(params, batch, modulation=mod.replace(scale=0.0)), frozen)
 
 
 def test_prompts_change_predictions_but_not_what_padding_hides(windows):
@@ -253,20 +254,19 @@ def test_ewc_penalty_is_zero_at_the_anchor_and_grows_with_fisher_weighted_drift(
     agent = tiny_agent()
     learner = ContinualLearner(agent, METHODS["ewc"], CFG)
     data = TaskData(agent.training_data(two_tasks()), jnp.zeros(3), None, ROWS, 1)
-    state = learner.end_task(
-        learner.init(agent.init(jax.random.PRNGKey(0)).model.params, None), data, 0, ROWS, jax.random.PRNGKey(1)
-    )
+    # jitted as the protocol runs them (op-by-op dispatch of a DT's gradients costs more than compiling them)
+    end_task, loss = jax.jit(learner.end_task, static_argnums=(2, 3)), jax.jit(learner.loss, static_argnums=(3, 4))
+    state = end_task(learner.init(agent.init(jax.random.PRNGKey(0)).model.params, None), data, 0, ROWS, jax.random.PRNGKey(1))
     assert all(bool(jnp.all(f >= 0)) for f in jax.tree.leaves(state.fisher))
     assert sum(float(f.sum()) for f in jax.tree.leaves(state.fisher)) > 0
     batch = agent.windows(data.trajectory, jnp.arange(8))
     params = state.model.params
-    _, (action_loss, _) = learner.loss(params, state, batch, 0, False, None)
-    at_anchor, _ = learner.loss(params, state, batch, 0, False, None)
+    at_anchor, (action_loss, _) = loss(params, state, batch, 0, False, None)
     np.testing.assert_allclose(at_anchor, action_loss, rtol=1e-6)
     moved = {"backbone": jax.tree.map(lambda p: p + 0.01, params["backbone"]), "pool": {}}
     fisher = sum(float(f.sum()) for f in jax.tree.leaves(state.fisher))
-    loss, (action_loss, _) = learner.loss(moved, state, batch, 0, False, None)
-    np.testing.assert_allclose(loss - action_loss, 0.5 * CFG.ewc_weight * fisher * 1e-4, rtol=1e-3)
+    total, (action_loss, _) = loss(moved, state, batch, 0, False, None)
+    np.testing.assert_allclose(total - action_loss, 0.5 * CFG.ewc_weight * fisher * 1e-4, rtol=1e-3)
 
 
 # ----- bad input -----
