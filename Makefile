@@ -27,6 +27,9 @@ demo: install
 # module fixture share one computation of it. (xdist_group marks do not group under pytest 9.2 + xdist 3.8.)
 PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
+# Two tiers, one definition: the `slow` mark (tests/conftest.py checks that each says why, and that a learning
+# test names its fast companion). `make test` is the fast tier; `make test-all` runs everything (CI does).
+# List them: `pytest --collect-only -q` (fast tier) and `pytest --collect-only -q -m slow` (full tier only).
 test: install
 	$(PYTEST)
 

@@ -34,6 +34,7 @@ def test_levels_and_reference_returns(default_suite):
     assert float(medium.terminals.sum()) == 0 and float(medium.timeouts.sum()) == 500
 
 
+@pytest.mark.slow(reason="generates the SAC smoke suite twice (21 s); the PPO suite test checks determinism in the fast tier", companion="tests/test_suite.py::test_ppo_generated_suite")
 def test_deterministic_given_seed(tmp_path):
     first = generate_suite("gymnax/Pendulum-v1", "smoke", seed=3, root=tmp_path / "a", verbose=False)
     again = generate_suite("gymnax/Pendulum-v1", "smoke", seed=3, root=tmp_path / "b", verbose=False)
@@ -74,6 +75,13 @@ def test_ppo_generated_suite(tmp_path):
     np.testing.assert_array_equal(np.asarray(medium_replay.observations[:per_env]), np.asarray(full.observations[:per_env]))
     expert, _ = load_dataset(out / "expert.hdf5")
     assert expert.size == 2_000 and np.abs(np.asarray(expert.actions)).max() <= 1.0
+    # Deterministic given the seed: a second generation elsewhere writes the same rows.
+    again = generate_suite("gymnax/Pendulum-v1", "smoke-ppo", seed=0, root=tmp_path / "again", verbose=False)
+    for level in ("medium", "medium-replay"):
+        a, _ = load_dataset(out / f"{level}.hdf5")
+        b, _ = load_dataset(again / f"{level}.hdf5")
+        np.testing.assert_array_equal(np.asarray(a.observations), np.asarray(b.observations))
+        np.testing.assert_array_equal(np.asarray(a.actions), np.asarray(b.actions))
 
 
 def test_sac_replay_levels_close_every_env(default_suite):
