@@ -133,7 +133,10 @@ def tiny_data():
     return hamster.build_data(TINY.validate(), jax.random.PRNGKey(0), log=lambda *_: None)
 
 
-@pytest.mark.slow(reason="generates HAMSTER's data: expert episodes, renders and path channels of every domain (35 s)", companion="tests/test_hamster.py::test_a_rendered_row_matches_its_state")
+@pytest.mark.slow(
+    reason="generates HAMSTER's data: expert episodes, renders and path channels of every domain (35 s)",
+    companion="tests/test_hamster.py::test_a_rendered_row_matches_its_state",
+)
 def test_generated_data_is_what_each_model_should_see(tiny_data):
     data = tiny_data
     demos = data.demos

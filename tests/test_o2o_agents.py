@@ -256,7 +256,10 @@ def test_calql_floor_stops_pushing_down_q_below_the_returns():
     assert q_pi(floored) > q_pi(after_cql)
 
 
-@pytest.mark.slow(reason="trains Cal-QL and CQL side by side (19 s)", companion="tests/test_o2o_agents.py::test_calql_floor_stops_pushing_down_q_below_the_returns")
+@pytest.mark.slow(
+    reason="trains Cal-QL and CQL side by side (19 s)",
+    companion="tests/test_o2o_agents.py::test_calql_floor_stops_pushing_down_q_below_the_returns",
+)
 def test_calql_raises_q_on_dataset_actions_where_cql_underestimates(pendulum_file):
     """CQL and Cal-QL trained from the same initial parameters on the same batches and keys (so the floor is
     their only difference) on the swing data, rewards scaled by 0.1 and gamma 0.9 so that 1,000 updates

@@ -34,7 +34,10 @@ def test_levels_and_reference_returns(default_suite):
     assert float(medium.terminals.sum()) == 0 and float(medium.timeouts.sum()) == 500
 
 
-@pytest.mark.slow(reason="generates the SAC smoke suite twice (21 s); the PPO suite test checks determinism in the fast tier", companion="tests/test_suite.py::test_ppo_generated_suite")
+@pytest.mark.slow(
+    reason="generates the SAC smoke suite twice (21 s); the PPO suite test checks determinism in the fast tier",
+    companion="tests/test_suite.py::test_ppo_generated_suite",
+)
 def test_deterministic_given_seed(tmp_path):
     first = generate_suite("gymnax/Pendulum-v1", "smoke", seed=3, root=tmp_path / "a", verbose=False)
     again = generate_suite("gymnax/Pendulum-v1", "smoke", seed=3, root=tmp_path / "b", verbose=False)
