@@ -186,9 +186,11 @@ def sequence_runs():
     state, _ = jax.jit(lambda s, k: pre.train(s, data, 0, ROWS, 0, False, k, 400, 3e-3))(state, key)
     backbone = state.model.params["backbone"]
 
-    def task_error(learner, state, task):
-        batch = agent.windows(data.trajectory, task * ROWS + jnp.arange(0, ROWS - agent.context, 3))
-        actions, index, _ = learner.predict(state.model.params, state.usage, batch, task - 1, False)
+    windows = jax.jit(agent.windows)
+
+    def task_error(predict, state, task):
+        batch = windows(data.trajectory, task * ROWS + jnp.arange(0, ROWS - agent.context, 3))
+        actions, index, _ = predict(state.model.params, state.usage, batch, task - 1, False)
         return float(masked_action_error(actions, batch)), np.asarray(index)
 
     runs = {}
@@ -196,13 +198,14 @@ def sequence_runs():
         learner = ContinualLearner(agent, METHODS[name], CFG)
         train = jax.jit(lambda s, lo, entry, penalise, k, learner=learner: learner.train(
             s, data, lo, lo + ROWS, entry, penalise, k, 300, 3e-3))  # fmt: skip
+        predict = jax.jit(learner.predict, static_argnums=4)  # one program for every task's windows
         start = learner.init(backbone, jax.random.PRNGKey(1))
         after_1, _ = train(start, ROWS, 0, False, jax.random.PRNGKey(2))
         after_2, _ = train(learner.start_task(after_1), 2 * ROWS, 1, True, jax.random.PRNGKey(3))
         runs[name] = dict(
             start=start, after_1=after_1, after_2=after_2,
-            task_1_after_1=task_error(learner, after_1, 1), task_1_after_2=task_error(learner, after_2, 1),
-            task_2_after_2=task_error(learner, after_2, 2),
+            task_1_after_1=task_error(predict, after_1, 1), task_1_after_2=task_error(predict, after_2, 1),
+            task_2_after_2=task_error(predict, after_2, 2),
         )  # fmt: skip
     return runs
 

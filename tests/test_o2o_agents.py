@@ -32,6 +32,12 @@ def random_batch(key, n: int) -> Dataset:
     return Dataset(obs, actions, jax.random.normal(k[2], (n,)), jax.random.normal(k[3], (n, SPEC.obs_dim)), zeros, zeros)
 
 
+@jax.jit
+def update(agent, state, batch, key):
+    """One update; float hyperparameters are leaves of `agent`, so agents that differ only in them share it."""
+    return agent.update(state, batch, key)
+
+
 def assert_trees_close(a, b, rtol):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=1e-6)
@@ -88,13 +94,13 @@ def test_ro2o_without_its_terms_is_sac_n():
     sacn = configured(SACN(hidden_dims=TINY, num_critics=3))
     state = ro2o.init(jax.random.PRNGKey(0))
     batch, key = random_batch(jax.random.PRNGKey(1), 64), jax.random.PRNGKey(2)
-    with_terms, metrics = jax.jit(ro2o.update)(state, batch, key)
-    plain, _ = jax.jit(sacn.update)(state, batch, key)  # SAC's update keeps RO2O's state fields
+    with_terms, metrics = update(ro2o, state, batch, key)
+    plain, _ = update(sacn, state, batch, key)  # SAC's update keeps RO2O's state fields
     assert_trees_close(with_terms.replace(uncertainty_weight=plain.uncertainty_weight), plain, rtol=1e-6)
     assert {"q_smoothness", "ood_penalty", "policy_smoothness", "uncertainty_weight"} <= set(metrics)
     # With the terms on, the same update moves the critics and the actor elsewhere.
     ro2o_on = ro2o.replace(q_smooth_weight=1.0, ood_weight=1.0, policy_weight=1.0)
-    on, metrics = jax.jit(ro2o_on.update)(state, batch, key)
+    on, metrics = update(ro2o_on, state, batch, key)  # the same program as `ro2o`: the weights are leaves
     assert float(metrics["policy_smoothness"]) > 0 and float(metrics["ood_penalty"]) > 0
     # (Adam's first step is +-lr per weight, so only weights whose gradient changed sign move elsewhere.)
     for part in ("actor", "critic"):
