@@ -39,7 +39,7 @@ test-all: install
 # The tests that compare two programs' numbers, once more under other CPU kernels: AVX2 (a CPU without
 # AVX-512) and SSE4.2 (a different summation order from either). They must hold on any machine.
 test-numerics: install
-	for isa in AVX2 SSE4_2; do XLA_FLAGS="$$XLA_FLAGS --xla_cpu_max_isa=$$isa" $(PYTEST) -m "numerics and not slow" || exit 1; done
+	for isa in AVX2 SSE4_2; do XLA_FLAGS="$$XLA_FLAGS --xla_cpu_max_isa=$$isa" $(PYTEST) -m numerics || exit 1; done
 
 lint: install
 	$(BIN)/ruff check .

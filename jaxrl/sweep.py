@@ -6,6 +6,7 @@ import itertools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrl.agents.base import Agent, ConfigError
 
@@ -29,6 +30,7 @@ def parse_sweep(specs: tuple[str, ...] | list[str], agent: Agent) -> dict[str, l
             grid[name] = [float(v) for v in values.split(",")]
         except ValueError as e:
             raise ConfigError(f"sweep {spec!r}: values must be numbers ({e})") from None
+        agent.replace(**{name: np.asarray(grid[name])}).validate()  # out-of-range values: before any data is loaded
     return grid
 
 

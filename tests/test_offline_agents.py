@@ -56,13 +56,13 @@ def test_edac_regularizer_is_eta_times_similarity():
     agent = EDAC(hidden_dims=(16, 16), num_critics=4, eta=2.0).configure(_Spec, 10)
     state = agent.init(jax.random.PRNGKey(0))
     batch = _batch(jax.random.PRNGKey(1))
-    penalty, metrics = agent.critic_regularizer(state, batch, jax.random.PRNGKey(2))(state.critic.params)
+    penalty, metrics = jax.jit(lambda s: agent.critic_regularizer(s, batch, jax.random.PRNGKey(2))(s.critic.params))(state)
 
     # recompute the action-gradients one critic and one sample at a time
     def q(action, obs, i):
         return agent.critic_net.apply(state.critic.params, obs, action)[i]
 
-    per_sample = jax.vmap(jax.grad(q), in_axes=(0, 0, None))
+    per_sample = jax.jit(jax.vmap(jax.grad(q), in_axes=(0, 0, None)), static_argnums=2)
     grads = jnp.stack([per_sample(batch.actions, batch.observations, i) for i in range(4)])
     assert float(metrics["gradient_similarity"]) == pytest.approx(float(losses.ensemble_gradient_similarity(grads)), rel=1e-5)
     assert float(penalty) == pytest.approx(2.0 * float(metrics["gradient_similarity"]), rel=1e-6)
@@ -145,13 +145,12 @@ TARGET_KINDS = [IQL, AWAC, SACN, TD3BC]
 @pytest.mark.parametrize("agent_class", TARGET_KINDS, ids=[a.name for a in TARGET_KINDS])
 def test_critic_targets_stop_at_terminals_and_come_from_the_target_network(agent_class):
     """The fast companion of the Pendulum learning runs (full tier) for the bugs that sink every TD
-    learner: a terminal that is bootstrapped through, and a target taken from the online critics.
-    Both cases are one vmapped program: (tau 0.5, every step terminal) and (tau 0, no terminal)."""
+    learner: a terminal that is bootstrapped through, and a target taken from the online critics. Both
+    cases run one compiled program: tau is a leaf of the agent, and the datasets differ only in values."""
     agent = agent_class(hidden_dims=(16, 16), critic_lr=1e-2).configure(_Spec, 300)
-    agents = jax.tree.map(lambda *x: jnp.stack(x), agent.replace(tau=0.5), agent.replace(tau=0.0))
-    datasets = jax.tree.map(lambda *x: jnp.stack(x), _one_state_data(1.0, terminal=True), _one_state_data(1.0, terminal=False))
     q = lambda params, data: agent.critic_net.apply(params, data.observations, data.actions)  # noqa: E731
-    trained = jax.vmap(q)(jax.vmap(_updates)(agents, datasets).critic.params, datasets)
+    ending, looping = _one_state_data(1.0, terminal=True), _one_state_data(1.0, terminal=False)
+    trained = [q(_updates(agent.replace(tau=tau), data).critic.params, data) for tau, data in ((0.5, ending), (0.0, looping))]
     # Every transition ends the episode with reward 1: Q = 1. Bootstrapping through the terminal would
     # reach 1 + 0.99 Q: measured 1.00 +- 0.03; with td_target's terminal mask removed IQL 1.58, AWAC 91,
     # SAC-N 142, TD3+BC 62 (2026-12-06).
@@ -160,7 +159,7 @@ def test_critic_targets_stop_at_terminals_and_come_from_the_target_network(agent
     # 1 + 0.99 E[target Q(s, a') (+ the entropy bonus)], so it stays near the initial critics' range;
     # a target from the online critics climbs towards 1 / (1 - 0.99) = 100 (measured 88-134 in 300
     # updates for AWAC, SAC-N and TD3+BC; IQL and RIQL bootstrap from V, which the target Q trains).
-    initial = q(agent.init(jax.random.PRNGKey(0)).critic.params, _one_state_data(1.0, terminal=False))
+    initial = q(agent.init(jax.random.PRNGKey(0)).critic.params, looping)
     assert float(jnp.abs(trained[1]).max()) < 2.0 + float(jnp.abs(initial).max())
 
 

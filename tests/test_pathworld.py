@@ -48,8 +48,9 @@ def pretrain_success():
 
 def test_layouts_are_deterministic_connected_and_roomy():
     seeds = jnp.concatenate([jnp.arange(200), jnp.arange(1000, 1200)])  # train and held-out layouts the suites use
-    free = jax.vmap(layout.generate)(seeds)
-    assert np.array_equal(free, jax.vmap(layout.generate)(seeds))
+    generate = jax.jit(jax.vmap(layout.generate))
+    free = generate(seeds)
+    assert np.array_equal(free, jax.jit(jax.vmap(layout.generate))(seeds))  # a second compilation, too
     assert not np.array_equal(free[0], free[1])
 
     def unreachable(f):
@@ -57,7 +58,7 @@ def test_layouts_are_deterministic_connected_and_roomy():
         dist = layout.distance_field(f, jnp.stack([first // layout.GRID, first % layout.GRID]))
         return jnp.sum(f & (dist >= layout.UNREACHABLE))
 
-    assert int(jax.vmap(unreachable)(free).max()) == 0  # every free cell is reachable from every other
+    assert int(jax.jit(jax.vmap(unreachable))(free).max()) == 0  # every free cell is reachable from every other
     assert int(free.sum((1, 2)).min()) >= 16  # room for the agent, 3 objects, a goal and a region
 
 
@@ -81,8 +82,9 @@ def test_sparse_and_dense_rewards_agree_on_success():
     params = world_params("pick-place", layout=3)
     sparse = params.replace(sparse=jnp.asarray(True))
     key = jax.random.PRNGKey(1)
-    _, (_, dense_r, success, done) = jax.jit(lambda p: rollout(p, 8, key))(params)
-    _, (_, sparse_r, sparse_success, _) = jax.jit(lambda p: rollout(p, 8, key))(sparse)
+    run = jax.jit(lambda p: rollout(p, 8, key))  # `sparse` is a leaf: one program for both
+    _, (_, dense_r, success, done) = run(params)
+    _, (_, sparse_r, sparse_success, _) = run(sparse)
     live = ~np.asarray(done)
     success = np.asarray(success)[live]
     assert success.any() and np.array_equal(success, np.asarray(sparse_success)[live])

@@ -52,6 +52,9 @@ def config(tmp_path, dataset, **overrides):
                           **overrides})  # fmt: skip
 
 
+@pytest.mark.slow(
+    reason="optional TensorBoard output: a killed and resumed sweep's event files (16 s); metrics.jsonl of a resume is checked in the fast tier"
+)
 def test_tensorboard_runs_per_member_match_metrics(tmp_path, random_pendulum_file):
     train(config(tmp_path, random_pendulum_file), stop_after_chunks=3)  # killed after logging step 300
     # resumed from its checkpoint at 200: step 300 is logged again, and must show once

@@ -106,6 +106,10 @@ def test_sweep_member_equals_single_run(tmp_path, random_pendulum_file, swept):
 
 
 @pytest.mark.numerics
+@pytest.mark.slow(
+    reason="a second Python process with two virtual devices compiles the sharded sweep (18 s)",
+    companion="tests/test_training.py::test_sweep_member_equals_single_run",
+)
 def test_two_devices_match_one(tmp_path, random_pendulum_file, swept):
     """The same sweep with its members sharded over two (virtual CPU) devices, in a process that has two."""
     import os
