@@ -54,19 +54,19 @@ def test_critic_updates_make_that_many_critic_steps_then_one_actor_step():
     assert agent.rows_per_update(256) == 1024
     state = agent.init(jax.random.PRNGKey(0))
     batch, key = random_batch(jax.random.PRNGKey(1), 4 * 32), jax.random.PRNGKey(2)
-    updated, _ = jax.jit(agent.update)(state, batch, key)
+    updated, _ = update(agent, state, batch, key)
 
     k_next, k_pi, k_reg = jax.random.split(key, 3)
-    manual = state
+    manual, critic_step = state, jax.jit(agent.critic_step)
     for i, (kn, kr) in enumerate(zip(jax.random.split(k_next, 4), jax.random.split(k_reg, 4), strict=True)):
         quarter = jax.tree.map(lambda x, i=i: x[32 * i : 32 * (i + 1)], batch)
-        manual, _ = jax.jit(agent.critic_step)(manual, quarter, kn, kr)
+        manual, _ = critic_step(manual, quarter, kn, kr)
     manual, _ = jax.jit(agent.actor_step)(manual, batch, k_pi)
     assert_trees_close(updated.replace(step=manual.step), manual, rtol=1e-5)
     assert int(updated.step) == 1
     # 4 critic steps moved the critics further than one step on the whole batch does.
     one = configured(SAC(hidden_dims=TINY, num_critics=4, target_subset=2))
-    single, _ = jax.jit(one.update)(state, batch, key)
+    single, _ = update(one, state, batch, key)
 
     def distance(s):
         return sum(
@@ -122,17 +122,15 @@ def test_ro2o_uncertainty_weight_decays_per_update_and_online_as_chosen(mode, on
         RO2O(hidden_dims=TINY, num_critics=2, num_perturbations=2, lambda_decay=0.1, lambda_end=0.2, online_lambda=mode)
     )
     state = agent.init(jax.random.PRNGKey(0))
-    update = jax.jit(agent.update)
     for i in range(3):
-        state, _ = update(state, random_batch(jax.random.PRNGKey(i), 32), jax.random.PRNGKey(i))
+        state, _ = update(agent, state, random_batch(jax.random.PRNGKey(i), 32), jax.random.PRNGKey(i))
     np.testing.assert_allclose(state.uncertainty_weight, 0.7, rtol=1e-6)
     online = agent.for_online()
     state = online.enter_online(state)
     np.testing.assert_allclose(state.uncertainty_weight, online_weight, rtol=1e-6)
     np.testing.assert_allclose(online.lambda_decay, online_decay, rtol=1e-6)
-    update = jax.jit(online.update)
-    for i in range(10):
-        state, _ = update(state, random_batch(jax.random.PRNGKey(i), 32), jax.random.PRNGKey(i))
+    for i in range(10):  # the offline update's program: for_online changes only leaves
+        state, _ = update(online, state, random_batch(jax.random.PRNGKey(i), 32), jax.random.PRNGKey(i))
     np.testing.assert_allclose(state.uncertainty_weight, final, rtol=1e-6)  # never below lambda_end
     with pytest.raises(ConfigError, match="ro2o.online_lambda must be one of continue, restart, fixed"):
         RO2O(online_lambda="readme").validate()
@@ -220,7 +218,7 @@ def test_wsrl_warm_up_collects_with_the_frozen_pretrained_policy(tmp_path, pendu
     one = jax.tree.map(lambda x: x[0], online)
     sac = jax.tree.map(lambda x: x[0], program.phases[1].spec.agents)
     act_key = jax.random.split(one.key, 5)[1]
-    expected = sac.explore(one.agent, one.normalizer(one.obs), act_key)[0]
+    expected = jax.jit(sac.explore)(one.agent, one.normalizer(one.obs), act_key)[0]
     np.testing.assert_allclose(after.buffer.data.actions[0, 0], expected[0], rtol=1e-5)
 
 
@@ -253,12 +251,12 @@ def test_calql_floor_stops_pushing_down_q_below_the_returns():
     def q_pi(s):
         return float(cql.critic_net.apply(s.critic.params, batch.observations, pi).mean())
 
-    after_cql, _ = jax.jit(cql.update)(state, batch.replace(mc_returns=jnp.full(64, -jnp.inf)), key)
-    unbounded, _ = jax.jit(calql.update)(state, batch.replace(mc_returns=jnp.full(64, -jnp.inf)), key)
+    after_cql, _ = update(cql, state, batch.replace(mc_returns=jnp.full(64, -jnp.inf)), key)
+    unbounded, _ = update(calql, state, batch.replace(mc_returns=jnp.full(64, -jnp.inf)), key)
     for a, b in zip(jax.tree.leaves(unbounded), jax.tree.leaves(after_cql), strict=True):
         np.testing.assert_array_equal(a, b)
     high = float(cql.critic_net.apply(state.critic.params, batch.observations, pi).max()) + 100.0
-    floored, _ = jax.jit(calql.update)(state, batch.replace(mc_returns=jnp.full(64, high)), key)
+    floored, _ = update(calql, state, batch.replace(mc_returns=jnp.full(64, high)), key)
     assert q_pi(floored) > q_pi(after_cql)
 
 
