@@ -30,8 +30,13 @@ PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 # Two tiers, one definition: the `slow` mark (tests/conftest.py checks that each says why, and that a learning
 # test names its fast companion). `make test` is the fast tier; `make test-all` runs everything (CI does).
 # List them: `pytest --collect-only -q` (fast tier) and `pytest --collect-only -q -m slow` (full tier only).
+# The fast tier compiles with LLVM at optimisation level 1: XLA compiles about 30% faster and, measured
+# (2026-12-06: whole training states of IQL offline, IQL offline-to-online, CQL and online SAC runs, and the
+# fast companions' critics), the programs compute bit for bit what the default level 3 computes (XLA:CPU
+# allows LLVM no reassociation of float arithmetic). make test-all and make test-numerics keep the default.
+FAST_XLA := --xla_backend_optimization_level=1
 test: install
-	$(PYTEST)
+	XLA_FLAGS="$$XLA_FLAGS $(FAST_XLA)" $(PYTEST)
 
 test-all: install
 	$(PYTEST) -m ""
