@@ -137,6 +137,10 @@ def test_low_level_bc_learns_to_follow_a_straight_path():
     np.testing.assert_array_less(np.linalg.norm(np.asarray(final) - test_end, axis=-1), 0.06)  # and gets to its end
 
 
+@pytest.mark.slow(
+    reason="renders 32 scenes of 4 variants under a warped camera at 64 px (8-18 s)",
+    companion="tests/test_hierarchy.py::test_labels_follow_the_camera_into_image_coordinates",
+)
 def test_pointing_labels_land_on_the_named_object_in_the_image_under_a_warped_camera():
     from envs.pathworld import render, suites
 
