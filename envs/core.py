@@ -38,6 +38,9 @@ class EnvSpec:
     # the same as action_low/high). A dataset written in the native range is rescaled by them on load.
     native_action_low: tuple[float, ...] | None = None
     native_action_high: tuple[float, ...] | None = None
+    # The physics simulator behind a simulated body ("mjx": MuJoCo's; "spring", "generalized": brax's
+    # own), recorded with datasets: numbers from different physics are not comparable. None: no physics.
+    physics: str | None = None
 
     @property
     def obs_dim(self) -> int:

@@ -1,4 +1,4 @@
-"""Environment registry: `envs.make("gymnax/Pendulum-v1")`, `envs.make("brax/hopper", backend="spring")`."""
+"""Environment registry: `envs.make("gymnax/Pendulum-v1")`, `envs.make("brax/hopper")` (MuJoCo physics, mjx), `envs.make("brax/hopper", backend="spring")`."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def _gymnax(gymnax_id: str) -> Callable[..., Env]:
 
 
 def _brax(brax_name: str) -> Callable[..., Env]:
-    def build(name: str, backend: str = "spring", **kwargs) -> Env:
+    def build(name: str, **kwargs) -> Env:
         from envs.brax_env import BraxEnv
 
-        return BraxEnv(brax_name, name, backend=backend, **kwargs)
+        return BraxEnv(brax_name, name, **kwargs)
 
     return build
 

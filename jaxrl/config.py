@@ -22,8 +22,10 @@ import yaml
 import envs
 from jaxrl.agents import AGENTS, ConfigError, make_agent
 from jaxrl.corruption import Corruption
+from jaxrl.data.d4rl import d4rl_env
 from jaxrl.suite import LEVELS
 
+DEFAULT_ENV = "gymnax/Pendulum-v1"
 REGIMES = ("offline", "online", "offline-to-online", "hybrid")
 
 # One CLI subcommand per registered algorithm, with its hyperparameters as flags.
@@ -36,8 +38,9 @@ AgentConfig = Union[
 class TrainConfig:
     agent: AgentConfig
     """the algorithm and its hyperparameters"""
-    env: str = "gymnax/Pendulum-v1"
-    """registered environment name (see envs.registered())"""
+    env: str | None = None
+    """registered environment name (see envs.registered()); default: the task of a D4RL-named dataset file
+    (hopper-medium-replay-v2.hdf5: brax/hopper), else gymnax/Pendulum-v1"""
     regime: Literal["offline", "online", "offline-to-online", "hybrid"] | None = None
     """offline: learn from the dataset; online: collect in env and learn from a replay buffer;
     offline-to-online: offline, then online from where the offline phase ended; hybrid: collect in env
@@ -115,6 +118,11 @@ class TrainConfig:
     """also write TensorBoard event files to run_dir/tensorboard/, one run per member (tensorboard --logdir RUN_DIR)"""
 
     def __post_init__(self):
+        named = d4rl_env(self.dataset) if self.dataset not in LEVELS else None
+        if self.env is None:
+            self.env = named or DEFAULT_ENV
+        elif named and named != self.env:
+            raise ConfigError(f"dataset {self.dataset!r} is named as D4RL's {named.split('/')[-1]} data, but env is {self.env!r}")
         if isinstance(self.corruption, dict):  # from a YAML spec
             unknown = sorted(set(self.corruption) - {f.name for f in dataclasses.fields(Corruption)})
             if unknown:

@@ -40,7 +40,7 @@ from jaxrl.evaluation import evaluate_policy
 from jaxrl.trainer import build_on_policy_program, build_online_program
 
 LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "full-replay")
-SUITE_FORMAT = 2  # bump when generation changes, so stale caches are rebuilt
+SUITE_FORMAT = 3  # bump when generation changes, so stale caches are rebuilt (3: brax envs on MuJoCo physics, mjx)
 GENERATORS = ("sac", "ppo", "scripted")
 
 
@@ -136,8 +136,8 @@ def _ppo_small(agent_steps: int, snapshot_every: int = 491_520) -> SuiteProfile:
 # Each env's budget is what fits in about 30 min on 2 cores: the generating PPO ran at 13.9k (hopper),
 # 10.3k (walker2d), 5.6k (ant) and 4.4k (halfcheetah) env steps/s on a 2-core Xeon (README's table).
 _SMALL = {
-    "hopper": _ppo_small(24_576_000, snapshot_every=983_040),
-    "walker2d": _ppo_small(17_203_200),
+    "hopper": _ppo_small(9_830_400),
+    "walker2d": _ppo_small(9_830_400),
     "ant": _ppo_small(8_847_360),
     "halfcheetah": _ppo_small(7_372_800),
 }
@@ -279,7 +279,8 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
         datasets, common = _scripted_levels(env, prof, jax.random.PRNGKey(seed))
     else:
         datasets, common = _learned_levels(env, prof, jax.random.PRNGKey(seed), log, t0)
-    common = {"env": env_name, "profile": profile, "seed": seed, "generator": prof.generator, "format": SUITE_FORMAT, **common}
+    common = {"env": env_name, "profile": profile, "seed": seed, "generator": prof.generator, "format": SUITE_FORMAT,
+              **({"physics": env.spec.physics} if env.spec.physics else {}), **common}  # fmt: skip
     _write_suite(out, datasets, common, prof, t0)
     log(f"[{env_name}] wrote {len(datasets)} datasets to {out} in {time.perf_counter() - t0:.0f} s")
 
@@ -357,6 +358,9 @@ def _learned_levels(env, prof: SuiteProfile, key, log, t0):
     def random_policy(obs, key):
         return jax.random.uniform(key, (obs.shape[0], env.spec.action_dim), minval=-1.0, maxval=1.0)
 
+    def zero_policy(obs, key):
+        return jnp.zeros((obs.shape[0], env.spec.action_dim))
+
     stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *snapshots)
     score = jax.jit(
         jax.vmap(
@@ -364,14 +368,17 @@ def _learned_levels(env, prof: SuiteProfile, key, log, t0):
         )
     )
     snapshot_returns = np.asarray(score(stacked, eval_key))
-    random_return = float(jax.jit(lambda k: evaluate_policy(env, random_policy, k, prof.eval_episodes).mean())(eval_key))
+    random_return, zero_return = (
+        float(jax.jit(lambda k, p=p: evaluate_policy(env, p, k, prof.eval_episodes).mean())(eval_key))
+        for p in (random_policy, zero_policy)
+    )
     expert_idx = int(np.argmax(snapshot_returns))
     expert_return = float(snapshot_returns[expert_idx])
     target = random_return + prof.medium_fraction * (expert_return - random_return)
     medium_idx = int(np.argmin(np.abs(snapshot_returns - target)))
     medium_steps = (medium_idx + 1) * prof.snapshot_every
     log(
-        f"[{env_name}] random {random_return:.1f}, medium {snapshot_returns[medium_idx]:.1f} (step {medium_steps}), expert {expert_return:.1f} (step {(expert_idx + 1) * prof.snapshot_every})"
+        f"[{env_name}] zero action {zero_return:.1f}, random {random_return:.1f}, medium {snapshot_returns[medium_idx]:.1f} (step {medium_steps}), expert {expert_return:.1f} (step {(expert_idx + 1) * prof.snapshot_every})"
     )
 
     # 3. Collect the levels. The replay levels are the recorded envs' transitions in time order, one env
@@ -399,6 +406,8 @@ def _learned_levels(env, prof: SuiteProfile, key, log, t0):
     common = {
         "ref_min_score": random_return,
         "ref_max_score": expert_return,
+        # the do-nothing baseline: a learned policy that scores no more than this has learned nothing
+        "zero_action_return": zero_return,
         "medium_return": float(snapshot_returns[medium_idx]),
         "medium_steps": medium_steps,
         "snapshot_returns": snapshot_returns.tolist(),

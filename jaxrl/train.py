@@ -30,6 +30,7 @@ from jaxrl.checkpoint import Checkpointer
 from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, parse_assignments
 from jaxrl.corruption import corrupt
 from jaxrl.data import Normalizer, load_dataset
+from jaxrl.data.d4rl import d4rl_scores, d4rl_task
 from jaxrl.phases import Offline, Online, OnPolicy
 from jaxrl.returns import dataset_returns_to_go
 from jaxrl.suite import LEVELS, load_level, suite_dir
@@ -47,7 +48,10 @@ def _reward_scale(dataset) -> float:
 def _load_data(cfg: TrainConfig, spec):
     if cfg.dataset in LEVELS:
         return load_level(cfg.env, cfg.dataset, cfg.suite, cfg.suite_seed)
-    return load_dataset(cfg.dataset, spec)
+    dataset, metadata = load_dataset(cfg.dataset, spec)
+    if _ref_scores(metadata) is None and d4rl_task(cfg.dataset):  # a D4RL file: its scores use D4RL's references
+        metadata["ref_min_score"], metadata["ref_max_score"] = d4rl_scores(cfg.dataset)
+    return dataset, metadata
 
 
 def _ref_scores(metadata: dict) -> tuple[float, float] | None:

@@ -52,6 +52,14 @@ def test_gymnax_rejects_options():
         envs.make(PENDULUM, backend="spring")
 
 
+def test_brax_envs_default_to_mujoco_physics():
+    """MuJoCo's physics (mjx) unless a backend is named: brax's spring hopper stands forever with a zero action."""
+    for name in ("brax/hopper", "brax/walker2d", "brax/halfcheetah", "brax/ant"):
+        assert envs.make(name, wrappers=False).spec.physics == "mjx", name
+    spring = envs.make("brax/hopper", wrappers=False, backend="spring")
+    assert spring.spec.physics == "spring" and spring.dynamics_names() == ("gravity", "friction", "actuator")
+
+
 def test_pendulum_spec():
     raw = envs.make(PENDULUM, wrappers=False).spec
     assert (raw.action_low, raw.action_high) == ((-2.0,), (2.0,))
@@ -216,10 +224,7 @@ def test_brax_hopper_step_and_dynamics():
 
     env = envs.make("brax/hopper", wrappers=False)  # the adapter and its params (the wrappers are tested above)
     assert env.spec.obs_shape == (11,) and env.spec.action_shape == (3,)
-    # The spring hopper moves every link as if of unit mass (spring_mass_scale = spring_inertia_scale = 1).
-    assert env.dynamics_names() == ("gravity", "friction", "actuator")
-    with pytest.raises(ValueError, match=r"brax/hopper has no dynamics 'mass'; its dynamics: gravity \(scale > 0\), friction"):
-        env.dynamics_params(mass=2.0)
+    assert env.dynamics_names() == ("gravity", "friction", "mass", "actuator")
     variants = {
         "default": env.default_params,
         "ones": env.dynamics_params(gravity=1.0, friction=1.0, actuator=1.0),
@@ -227,6 +232,7 @@ def test_brax_hopper_step_and_dynamics():
         "gravity": env.dynamics_params(gravity=2.0),
         "friction": env.dynamics_params(friction=0.3),
         "actuator": env.dynamics_params(actuator=2.0),
+        "mass": env.dynamics_params(mass=2.0),
     }
     params = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, jnp.float32) for x in xs]), *variants.values())
     key, action = jax.random.key(0), jnp.array([1.0, -1.0, 1.0])
@@ -243,11 +249,11 @@ def test_brax_hopper_step_and_dynamics():
 
     obs0, (obs, reward, terminated, truncated) = jax.jit(jax.vmap(run))(params)
     obs, names = np.asarray(obs), list(variants)
-    assert obs0.shape == (6, 11) and obs.shape == (6, 10, 11) and np.isfinite(obs).all()
-    assert reward.shape == (6, 10) and not np.asarray(truncated).any()
+    assert obs0.shape == (7, 11) and obs.shape == (7, 10, 11) and np.isfinite(obs).all()
+    assert reward.shape == (7, 10) and not np.asarray(truncated).any()
     np.testing.assert_array_equal(obs[names.index("ones")], obs[0])  # scales of 1 are the unmodified env
     np.testing.assert_array_equal(obs[names.index("raw")], obs[names.index("gravity")])  # gravity = gravity_scale
-    for name in ("gravity", "actuator"):
+    for name in ("gravity", "actuator", "mass"):
         assert not np.allclose(obs[names.index(name), 0], obs[0, 0]), f"{name} must change the first step"
     assert not np.allclose(obs[names.index("friction"), -1], obs[0, -1]), "friction must change the motion on the ground"
 

@@ -1,5 +1,6 @@
-"""Environment throughput: PathWorld in state and image modes (32 and 64 px) next to gymnax Pendulum,
-1 and 1,024 envs stepped in parallel (auto-reset included), uniform random actions, one scan per chunk."""
+"""Environment throughput: PathWorld in state and image modes (32 and 64 px) next to gymnax Pendulum, and
+brax's hopper on each physics backend (mjx: MuJoCo's, the default; generalized; spring), 1 and 1,024 envs
+stepped in parallel (auto-reset included), uniform random actions, one scan per chunk."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from benchmarks.timing import Result, time_program
 
 SETTINGS = [("gymnax/Pendulum-v1", {}), ("pathworld/pick-place", {"obs": "state"}),
             ("pathworld/pick-place", {"obs": "image", "image_size": 32}),
-            ("pathworld/pick-place", {"obs": "image", "image_size": 64})]  # fmt: skip
+            ("pathworld/pick-place", {"obs": "image", "image_size": 64}),
+            *(("brax/hopper", {"backend": backend}) for backend in ("mjx", "generalized", "spring"))]  # fmt: skip
 
 
 def bench_env_steps(name: str, options: dict, num_envs: int, chunk_steps: int, repeats: int, quiet_wait: float) -> Result:

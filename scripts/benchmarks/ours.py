@@ -201,6 +201,11 @@ class PPOSetting:
     num_minibatches: int
     iterations_per_chunk: int
     hidden_dims: tuple[int, ...] = (64, 64)
+    backend: str | None = None  # a brax env's physics (None: the env's default)
+
+    @property
+    def env_options(self) -> dict:
+        return {"backend": self.backend} if self.backend else {}
 
     @property
     def chunk_steps(self) -> int:
@@ -209,14 +214,14 @@ class PPOSetting:
     def describe(self, members: int) -> str:
         plural = "s" if members > 1 else ""
         return (
-            f"{self.env}, {self.num_envs} envs x {self.rollout_length} steps, {self.epochs} epochs x {self.num_minibatches} "
+            f"{self.env}{f' ({self.backend})' if self.backend else ''}, {self.num_envs} envs x {self.rollout_length} steps, {self.epochs} epochs x {self.num_minibatches} "
             f"minibatches, {'x'.join(map(str, self.hidden_dims))} swish, obs normalisation, {members} seed{plural}, chunk {self.chunk_steps}"
         )
 
 
 def bench_ppo_ours(setting: PPOSetting, members: int, repeats: int, quiet_wait: float) -> Result:
     """`members` seeds of PPO vmapped in one on-policy program."""
-    env = envs.make(setting.env)
+    env = envs.make(setting.env, **setting.env_options)
     agent = make_agent(
         "ppo",
         policy_dims=setting.hidden_dims,

@@ -75,14 +75,15 @@ def bench_offline(args, repeats: int, chunk_seconds: float, eval_env) -> tuple[l
 
 
 # PPO workloads: rejax's defaults on Pendulum (64 envs x 64 steps, 8 epochs x 16 minibatches), and the
-# brax-scale hopper one (2,048 envs) with the rollout shape of our `small` brax suites' generator.
+# brax-scale hopper one (2,048 envs) with the rollout shape of our `small` brax suites' generator, on brax's
+# spring physics on both sides: the comparison is of the two PPO programs, and rejax's brax adapter is spring's.
 PPO_SETTINGS = (
     PPOSetting("gymnax/Pendulum-v1", num_envs=64, rollout_length=64, epochs=8, num_minibatches=16, iterations_per_chunk=10),
-    PPOSetting("brax/hopper", num_envs=2048, rollout_length=32, epochs=4, num_minibatches=8, iterations_per_chunk=1),
+    PPOSetting("brax/hopper", num_envs=2048, rollout_length=32, epochs=4, num_minibatches=8, iterations_per_chunk=1, backend="spring"),
 )
 PPO_QUICK = (
     PPOSetting("gymnax/Pendulum-v1", num_envs=64, rollout_length=64, epochs=8, num_minibatches=16, iterations_per_chunk=2),
-    PPOSetting("brax/hopper", num_envs=256, rollout_length=8, epochs=1, num_minibatches=4, iterations_per_chunk=1),
+    PPOSetting("brax/hopper", num_envs=256, rollout_length=8, epochs=1, num_minibatches=4, iterations_per_chunk=1, backend="spring"),
 )
 
 
@@ -132,7 +133,7 @@ def bench_online(
                 wait_quiet(args.wait_quiet)
                 chunk = 20 if args.quick else 500
                 results.append(bench_hybrid_ours(algo, members, chunk, repeats, args.batch_size, args.wait_quiet))
-    if "envs" not in args.skip:  # env throughput: PathWorld's observation modes next to gymnax Pendulum
+    if "envs" not in args.skip:  # env throughput: PathWorld's observation modes, gymnax Pendulum, brax hopper's physics
         for name, options in ENV_SETTINGS:
             for num_envs in (1, 1024):
                 wait_quiet(args.wait_quiet)
