@@ -33,6 +33,9 @@ class AWAC(CriticAgent):
 
     name = "awac"
     description = "Advantage-Weighted Actor-Critic (offline)"
+    # CORL's AWAC (awac.py:426): states standardised, rewards raw.
+    normalizes_observations = True
+    normalizes_rewards = False
 
     @property
     def actor_net(self):

@@ -24,6 +24,8 @@ class BC(Agent):
 
     name = "bc"
     description = "Behaviour cloning (offline)"
+    # State normalisation (std + 1e-3) as CORL's BC (any_percent_bc.py:325), whose D4RL scores we compare with.
+    normalizes_observations = True
 
     @property
     def actor_net(self):

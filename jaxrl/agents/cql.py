@@ -32,6 +32,9 @@ class CQL(SAC):
 
     name = "cql"
     default_regime = "offline"
+    # CORL's CQL (cql.py:845): states standardised, rewards raw on locomotion (its configs' reward_scale 1).
+    normalizes_observations = True
+    normalizes_rewards = False
     description = "Conservative Q-Learning, fixed alpha or Lagrange (offline)"
 
     def init(self, key) -> CQLState:

@@ -22,6 +22,9 @@ class SACN(SAC):
 
     name = "sac-n"
     default_regime = "offline"
+    # SAC-N's and EDAC's references train on raw states and rewards (CORL sac_n.py:117,521, edac.py:570;
+    # snu-mllab/EDAC experiment_utils/prepare_data.py:12-49).
+    normalizes_rewards = False
     description = "SAC with an N-critic ensemble (offline)"
 
 

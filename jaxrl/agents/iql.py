@@ -40,6 +40,10 @@ class IQL(CriticAgent):
 
     name = "iql"
     description = "Implicit Q-Learning (offline)"
+    # Locomotion defaults of the references: states standardised (CORL iql.py:93-96,553 and its configs'
+    # `normalize: true`; the original does not) and rewards x 1000 / (max - min episode return) (the
+    # original's train_offline.py:35-74 on every locomotion task; CORL on hopper, iql.py:246-250).
+    normalizes_observations = True
 
     @property
     def actor_net(self):

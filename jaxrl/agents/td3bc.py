@@ -26,6 +26,9 @@ class TD3BC(TD3):
     name = "td3bc"
     description = "TD3 with behaviour cloning (offline)"
     default_regime = "offline"
+    # The paper's and CORL's: states standardised (sfujim/TD3_BC utils.py:52-56; CORL td3_bc.py:422), raw rewards.
+    normalizes_observations = True
+    normalizes_rewards = False
 
     @property
     def offline_only(self) -> str:
@@ -66,6 +69,7 @@ class ReBRAC(TD3BC):
 
     name = "rebrac"
     description = "ReBRAC: TD3+BC with LayerNorm critics and a critic BC penalty (offline)"
+    normalizes_observations = False  # CORL's ReBRAC (rebrac.py:61): raw states, raw rewards
 
     def actor_q(self, qs):
         return qs.min(axis=0)
