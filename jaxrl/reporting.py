@@ -149,6 +149,21 @@ def plot_learning_curves(
     return path
 
 
+# Baselines a generated suite records (`jaxrl.suite`): a result counts only above them.
+BASELINES = {"zero_action_return": "zero action", "random_return": "uniform random"}
+
+
+def baselines_line(metadata: dict, ref_scores: tuple[float, float] | None) -> str:
+    """"Baselines: zero action 130.2 (normalised 4.1), ..." from a dataset's metadata; "" when it records none."""
+    parts = []
+    for key, label in BASELINES.items():
+        if key in metadata:
+            value = float(metadata[key])
+            normalised = f" (normalised {100.0 * (value - ref_scores[0]) / (ref_scores[1] - ref_scores[0]):.1f})" if ref_scores else ""
+            parts.append(f"{label} {value:.1f}{normalised}")
+    return f"Baselines of this env (return, from the suite's metadata): {', '.join(parts)}." if parts else ""
+
+
 def results_table(final_rows: list[dict], sweep_keys: list[str], metric: str) -> str:
     """Markdown: one line per member, then mean +- std over seeds for every sweep setting."""
     lines = ["| member | seed | " + " | ".join(sweep_keys) + f"{' | ' if sweep_keys else ''}eval_return | {metric} |"]

@@ -406,8 +406,9 @@ def _learned_levels(env, prof: SuiteProfile, key, log, t0):
     common = {
         "ref_min_score": random_return,
         "ref_max_score": expert_return,
-        # the do-nothing baseline: a learned policy that scores no more than this has learned nothing
+        # the do-nothing and random baselines: a learned policy that scores no more has learned nothing
         "zero_action_return": zero_return,
+        "random_return": random_return,
         "medium_return": float(snapshot_returns[medium_idx]),
         "medium_steps": medium_steps,
         "snapshot_returns": snapshot_returns.tolist(),

@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from jaxrl.agents import ConfigError, make_agent
-from jaxrl.reporting import SWITCH_COLUMNS, switch_scores
+from jaxrl.reporting import SWITCH_COLUMNS, baselines_line, switch_scores
 from jaxrl.trainer import TrainingDiverged
 
 
@@ -159,6 +159,8 @@ def run_table(spec: TableSpec, out: Path, only: list[str] | None = None, log=pri
             f.write(json.dumps(cell) + "\n")
         log(f"{algo:>8} {row:>20}: {cell['mean']:6.1f} +- {cell['std']:4.1f}  ({cell['seconds']:.0f} s)")
     table = format_table(spec, done, algos)
+    baselines = _baselines(spec)
+    table += f"\n{baselines}" if baselines else ""
     claims = check_claims(spec, done)
     (out / "table.md").write_text(table + "\n" + ("\n" + claims + "\n" if claims else ""))
     plot_table(spec, done, algos, out / "table.png")
@@ -240,6 +242,19 @@ def check_claims(spec: TableSpec, cells: dict) -> str:
     """State, for each claim of the spec, whether it holds on these cells, with the numbers."""
     lines = [f"- {claim['claim']}: {_claim_verdict(spec, cells, claim)}" for claim in spec.claims]
     return ("Paper claims on this run:\n" + "\n".join(lines)) if lines else ""
+
+
+def _baselines(spec: TableSpec) -> str:
+    """The zero-action and random returns the table's suite recorded, as a line to print under the table."""
+    from jaxrl.suite import suite_dir
+
+    directory = Path(spec.suite) if Path(spec.suite).is_dir() else suite_dir(spec.env, spec.suite, spec.common.get("suite_seed", 0))
+    info = directory / "suite.json"
+    if not info.exists():
+        return ""
+    meta = json.loads(info.read_text())
+    refs = (meta["ref_min_score"], meta["ref_max_score"]) if "ref_min_score" in meta else None
+    return baselines_line(meta, refs)
 
 
 def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:

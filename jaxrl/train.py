@@ -31,6 +31,7 @@ from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, pars
 from jaxrl.corruption import corrupt
 from jaxrl.data import Normalizer, load_dataset
 from jaxrl.data.d4rl import d4rl_scores, d4rl_task
+from jaxrl.reporting import baselines_line
 from jaxrl.phases import Offline, Online, OnPolicy
 from jaxrl.returns import dataset_returns_to_go
 from jaxrl.suite import LEVELS, load_level, suite_dir
@@ -283,6 +284,7 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None, init_from=None
         resume=cfg.resume,
         overwrite=cfg.overwrite,
         ref_scores=_ref_scores(built.metadata),
+        notes=baselines_line(built.metadata, _ref_scores(built.metadata)),
         sweep_keys=list(built.grid),
         config=config,
         progress=cfg.progress,

@@ -322,6 +322,7 @@ def run(
     resume: bool = False,
     overwrite: bool = False,
     ref_scores: tuple[float, float] | None = None,
+    notes: str = "",
     sweep_keys: list[str] | None = None,
     config: dict | None = None,
     progress: bool = True,
@@ -438,7 +439,7 @@ def run(
     metric = "normalized_score" if ref_scores is not None else "eval_return"
     table = ""
     if final_rows:
-        table = results_table(final_rows, sweep_keys, metric)
+        table = results_table(final_rows, sweep_keys, metric) + (f"\n\n{notes}" if notes else "")
         switches = {p.first_step: p.spec.steps for p in program.phases[1:]}
         for switch, online_steps in switches.items():
             table += "\n\n" + switch_table(writer.rows, sweep_keys, metric, switch, online_steps)

@@ -59,3 +59,48 @@ def test_a_d4rl_file_is_scored_with_d4rls_reference_returns(tmp_path):
     path = write_hdf5(tmp_path / "own" / "hopper-medium-v2.hdf5", own)
     _, metadata = _load_data(TrainConfig(agent=make_agent("iql"), dataset=str(path)), spec)
     assert (metadata["ref_min_score"], metadata["ref_max_score"]) == (1.0, 2.0)
+
+
+@pytest.mark.slow(
+    reason="trains and evaluates on MuJoCo-physics hopper (compiling its mjx evaluation, ~30 s)",
+    companion="tests/test_d4rl.py::test_a_d4rl_file_is_scored_with_d4rls_reference_returns",
+)
+def test_a_d4rl_named_file_trains_with_no_env(tmp_path):
+    """`--dataset hopper-medium-replay-v2.hdf5` alone: the run is on brax/hopper, scored with D4RL's references."""
+    from jaxrl.train import train
+
+    rng = np.random.default_rng(0)
+    arrays = make_arrays(n=600, obs_dim=11, act_dim=3)
+    arrays["rewards"] = rng.uniform(0, 3, 600).astype(np.float32)
+    arrays["terminals"][[199, 399]] = True  # D4RL's layout: no next_observations, episodes end at terminals/timeouts
+    arrays["timeouts"][-1] = True
+    del arrays["next_observations"]
+    path = write_hdf5(tmp_path / "hopper-medium-replay-v2.hdf5", arrays)
+    cfg = TrainConfig(agent=make_agent("iql", hidden_dims=(16, 16)), dataset=str(path), seeds=1, steps=20, chunk_steps=20,
+                      eval_episodes=2, run_dir=str(tmp_path / "run"), progress=False)  # fmt: skip
+    assert cfg.env == "brax/hopper"
+    result = train(cfg)
+    row = result.final_rows[-1]
+    np.testing.assert_allclose(row["normalized_score"], 100 * (row["eval_return"] + 20.272305) / (3234.3 + 20.272305), rtol=1e-5)
+    assert "brax/hopper" in (tmp_path / "run" / "config.json").read_text()
+
+
+# What each reference implementation feeds its critics on D4RL locomotion (../shared/reference/ALGORITHMS.md):
+# standardised states (CORL's IQL, CQL, TD3+BC, AWAC, BC; RIQL), raw rewards except IQL's x 1000 / spread.
+# Raw hopper states hide the fall: height and torso angle vary ~0.08 next to velocities of 1-2.
+REFERENCE_INPUTS = {"iql": (True, True), "riql": (True, True), "cql": (True, False), "calql": (True, False),
+                    "td3bc": (True, False), "awac": (True, False), "bc": (True, None), "sac-n": (False, False),
+                    "edac": (False, False), "rebrac": (False, False)}  # fmt: skip
+
+
+@pytest.mark.parametrize("algo", sorted(REFERENCE_INPUTS))
+def test_offline_agents_see_the_data_as_their_references_do(algo, random_pendulum_file):
+    from jaxrl.train import build
+
+    standardised, scaled = REFERENCE_INPUTS[algo]
+    built = build(TrainConfig(agent=make_agent(algo, hidden_dims=(8, 8)), dataset=str(random_pendulum_file), seeds=1,
+                              steps=10, chunk_steps=10, progress=False))  # fmt: skip
+    std = np.asarray(built.normalizer.std)
+    assert (not np.allclose(std, 1.0)) == standardised, f"{algo}: observation std {std}"
+    if scaled is not None:
+        assert (float(built.normalizer.reward_scale) != 1.0) == scaled, f"{algo}: reward scale {built.normalizer.reward_scale}"

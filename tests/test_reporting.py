@@ -69,3 +69,16 @@ def test_tensorboard_runs_per_member_match_metrics(tmp_path, random_pendulum_fil
         assert {tag for tag, _ in shown} >= {"eval/eval_return", "eval/normalized_score", "train/critic_loss"}
         for key, value in expected.items():
             assert shown[key] == [pytest.approx(value, rel=1e-6)], key  # once, stored as float32
+
+
+def test_tables_state_the_do_nothing_and_random_baselines():
+    """A generated suite's zero-action and random returns are printed, normalised, beside its tables."""
+    from jaxrl.reporting import baselines_line
+
+    line = baselines_line({"zero_action_return": 130.0, "random_return": 20.0, "ref_min_score": 20.0}, (20.0, 1520.0))
+    assert line == (
+        "Baselines of this env (return, from the suite's metadata): zero action 130.0 (normalised 7.3), "
+        "uniform random 20.0 (normalised 0.0)."
+    )
+    assert baselines_line({"zero_action_return": -3.5}, None).endswith("zero action -3.5.")
+    assert baselines_line({"ref_min_score": 1.0}, (1.0, 2.0)) == ""  # a file that records no baselines (D4RL's)
