@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from jaxrl.agents import ConfigError, make_agent
-from jaxrl.reporting import SWITCH_COLUMNS, baselines_line, switch_scores
+from jaxrl.reporting import BASELINES, SWITCH_COLUMNS, baselines_line, switch_scores
 from jaxrl.trainer import TrainingDiverged
 
 
@@ -190,7 +190,19 @@ def _claim_verdict(spec: TableSpec, cells: dict, claim: dict) -> str:
     {no_dip}: in every row the algorithm's mean dip stays within one std (over seeds) of its offline score;
     {smaller_dip, than}: the first's dip, averaged over rows, is smaller than the second's;
     {beats, each_of}: its row average is above each of theirs;
+    {above_baselines}: each named algorithm's row average is above the suite's zero-action and random scores;
     {margin_grows, over}: its lead over `over` grows from row to row, in the rows' order (e.g. ever less real data)."""
+    if "above_baselines" in claim:
+        algos = [a for a in claim["above_baselines"] if a in spec.algorithms]
+        averages, floors = row_averages(spec, cells, algos), _baseline_scores(spec)
+        if not floors:
+            return "undecided (the suite records no zero-action or random return)"
+        if any(v is None for v in averages.values()):
+            return "undecided (cells missing or diverged: " + ", ".join(a for a, v in averages.items() if v is None) + ")"
+        floor = max(floors.values())
+        below = [a for a in algos if averages[a] <= floor]
+        return (f"{'holds' if not below else 'does not hold'}: " + ", ".join(f"{a} {averages[a]:.1f}" for a in algos)
+                + "; baselines " + ", ".join(f"{k} {v:.1f}" for k, v in floors.items()))  # fmt: skip
     if "beats" in claim:
         algo, others = claim["beats"], [a for a in claim["each_of"] if a in spec.algorithms]
         averages = row_averages(spec, cells, [algo, *others])
@@ -244,17 +256,28 @@ def check_claims(spec: TableSpec, cells: dict) -> str:
     return ("Paper claims on this run:\n" + "\n".join(lines)) if lines else ""
 
 
-def _baselines(spec: TableSpec) -> str:
-    """The zero-action and random returns the table's suite recorded, as a line to print under the table."""
+def _suite_info(spec: TableSpec) -> dict:
+    """The suite.json of the table's suite ({} for D4RL files or a suite not generated)."""
     from jaxrl.suite import suite_dir
 
     directory = Path(spec.suite) if Path(spec.suite).is_dir() else suite_dir(spec.env, spec.suite, spec.common.get("suite_seed", 0))
     info = directory / "suite.json"
-    if not info.exists():
-        return ""
-    meta = json.loads(info.read_text())
-    refs = (meta["ref_min_score"], meta["ref_max_score"]) if "ref_min_score" in meta else None
-    return baselines_line(meta, refs)
+    return json.loads(info.read_text()) if info.exists() else {}
+
+
+def _baselines(spec: TableSpec) -> str:
+    """The zero-action and random returns the table's suite recorded, as a line to print under the table."""
+    meta = _suite_info(spec)
+    return baselines_line(meta, (meta["ref_min_score"], meta["ref_max_score"])) if "ref_min_score" in meta else ""
+
+
+def _baseline_scores(spec: TableSpec) -> dict[str, float]:
+    """The suite's zero-action and random returns, normalised as the table's scores are."""
+    meta = _suite_info(spec)
+    if "ref_min_score" not in meta:
+        return {}
+    low, high = meta["ref_min_score"], meta["ref_max_score"]
+    return {label: 100.0 * (meta[key] - low) / (high - low) for key, label in BASELINES.items() if key in meta}
 
 
 def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:
