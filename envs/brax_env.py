@@ -48,7 +48,9 @@ DYNAMICS = {"gravity": "gravity_scale", "friction": "friction_scale", "mass": "m
 
 
 class BraxEnv(Env):
-    def __init__(self, env_name: str, name: str, backend: str = DEFAULT_BACKEND, ls_iterations: int = MJX_LS_ITERATIONS, **kwargs):
+    def __init__(
+        self, env_name: str, name: str, backend: str = DEFAULT_BACKEND, ls_iterations: int = MJX_LS_ITERATIONS, **kwargs
+    ):
         from brax import envs as brax_envs  # imported lazily: brax pulls in mujoco
 
         self._env = brax_envs.get_environment(env_name, backend=backend, **kwargs)

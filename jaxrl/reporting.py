@@ -154,12 +154,14 @@ BASELINES = {"zero_action_return": "zero action", "random_return": "uniform rand
 
 
 def baselines_line(metadata: dict, ref_scores: tuple[float, float] | None) -> str:
-    """"Baselines: zero action 130.2 (normalised 4.1), ..." from a dataset's metadata; "" when it records none."""
+    """The line naming a dataset's recorded baselines and their scores ("" when its metadata records none)."""
     parts = []
     for key, label in BASELINES.items():
         if key in metadata:
             value = float(metadata[key])
-            normalised = f" (normalised {100.0 * (value - ref_scores[0]) / (ref_scores[1] - ref_scores[0]):.1f})" if ref_scores else ""
+            normalised = (
+                f" (normalised {100.0 * (value - ref_scores[0]) / (ref_scores[1] - ref_scores[0]):.1f})" if ref_scores else ""
+            )
             parts.append(f"{label} {value:.1f}{normalised}")
     return f"Baselines of this env (return, from the suite's metadata): {', '.join(parts)}." if parts else ""
 

@@ -260,7 +260,9 @@ def _suite_info(spec: TableSpec) -> dict:
     """The suite.json of the table's suite ({} for D4RL files or a suite not generated)."""
     from jaxrl.suite import suite_dir
 
-    directory = Path(spec.suite) if Path(spec.suite).is_dir() else suite_dir(spec.env, spec.suite, spec.common.get("suite_seed", 0))
+    directory = (
+        Path(spec.suite) if Path(spec.suite).is_dir() else suite_dir(spec.env, spec.suite, spec.common.get("suite_seed", 0))
+    )
     info = directory / "suite.json"
     return json.loads(info.read_text()) if info.exists() else {}
 

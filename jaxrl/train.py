@@ -31,8 +31,8 @@ from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, pars
 from jaxrl.corruption import corrupt
 from jaxrl.data import Normalizer, load_dataset
 from jaxrl.data.d4rl import d4rl_scores, d4rl_task
-from jaxrl.reporting import baselines_line
 from jaxrl.phases import Offline, Online, OnPolicy
+from jaxrl.reporting import baselines_line
 from jaxrl.returns import dataset_returns_to_go
 from jaxrl.suite import LEVELS, load_level, suite_dir
 from jaxrl.sweep import make_members, parse_sweep, stack_agents

@@ -32,7 +32,9 @@ def test_d4rl_reference_returns_by_name_and_path(task, level):
 
 @pytest.mark.parametrize("name", ["humanoid-medium-v2", "hopper-mediocre-v2", "hopper-medium", "medium-replay.hdf5", "hopper"])
 def test_unknown_names_list_the_known_ones(name):
-    with pytest.raises(ValueError, match=rf"{name!r} is not a D4RL locomotion dataset name.*hopper, halfcheetah, walker2d, ant.*medium-replay"):
+    with pytest.raises(
+        ValueError, match=rf"{name!r} is not a D4RL locomotion dataset name.*hopper, halfcheetah, walker2d, ant.*medium-replay"
+    ):
         d4rl_scores(name)
     assert d4rl_env(name) is None
 
@@ -54,7 +56,10 @@ def test_a_d4rl_file_is_scored_with_d4rls_reference_returns(tmp_path):
     cfg = TrainConfig(agent=make_agent("iql"), dataset=str(path))
     dataset, metadata = _load_data(cfg, spec)
     assert dataset.size == 20 and (metadata["ref_min_score"], metadata["ref_max_score"]) == (-20.272305, 3234.3)
-    own = make_arrays(n=20, obs_dim=11, act_dim=3) | {"metadata/ref_min_score": np.float64(1.0), "metadata/ref_max_score": np.float64(2.0)}
+    own = make_arrays(n=20, obs_dim=11, act_dim=3) | {
+        "metadata/ref_min_score": np.float64(1.0),
+        "metadata/ref_max_score": np.float64(2.0),
+    }
     (tmp_path / "own").mkdir()
     path = write_hdf5(tmp_path / "own" / "hopper-medium-v2.hdf5", own)
     _, metadata = _load_data(TrainConfig(agent=make_agent("iql"), dataset=str(path)), spec)

@@ -5,4 +5,14 @@ from jaxrl.data.dataset import Dataset, Normalizer, sample_batch
 from jaxrl.data.io import load_dataset, save_dataset
 from jaxrl.data.validate import DatasetError, DatasetWarning
 
-__all__ = ["d4rl_env", "d4rl_scores", "Dataset", "Normalizer", "sample_batch", "DatasetError", "DatasetWarning", "load_dataset", "save_dataset"]
+__all__ = [
+    "d4rl_env",
+    "d4rl_scores",
+    "Dataset",
+    "Normalizer",
+    "sample_batch",
+    "DatasetError",
+    "DatasetWarning",
+    "load_dataset",
+    "save_dataset",
+]

@@ -79,11 +79,15 @@ def bench_offline(args, repeats: int, chunk_seconds: float, eval_env) -> tuple[l
 # spring physics on both sides: the comparison is of the two PPO programs, and rejax's brax adapter is spring's.
 PPO_SETTINGS = (
     PPOSetting("gymnax/Pendulum-v1", num_envs=64, rollout_length=64, epochs=8, num_minibatches=16, iterations_per_chunk=10),
-    PPOSetting("brax/hopper", num_envs=2048, rollout_length=32, epochs=4, num_minibatches=8, iterations_per_chunk=1, backend="spring"),
+    PPOSetting(
+        "brax/hopper", num_envs=2048, rollout_length=32, epochs=4, num_minibatches=8, iterations_per_chunk=1, backend="spring"
+    ),
 )
 PPO_QUICK = (
     PPOSetting("gymnax/Pendulum-v1", num_envs=64, rollout_length=64, epochs=8, num_minibatches=16, iterations_per_chunk=2),
-    PPOSetting("brax/hopper", num_envs=256, rollout_length=8, epochs=1, num_minibatches=4, iterations_per_chunk=1, backend="spring"),
+    PPOSetting(
+        "brax/hopper", num_envs=256, rollout_length=8, epochs=1, num_minibatches=4, iterations_per_chunk=1, backend="spring"
+    ),
 )
 
 
