@@ -2,10 +2,10 @@
 
 Physics: MuJoCo's own algorithms in JAX (brax's `mjx` backend) by default, on brax's models of the gym
 tasks. Measured against MuJoCo itself (gymnasium's v4 tasks, the D4RL v2 tasks' physics and reward terms;
-tests/test_mujoco_fidelity.py): the same model as MuJoCo's hopper and halfcheetah, and a hopper with a zero
-action falls after 130-150 steps as MuJoCo's does. Brax's `generalized` backend is 2.4x faster on a CPU
-but drifts 3-10x further from MuJoCo; `spring` (a spring-contact approximation, 15x faster) is available by
-explicit choice only and is NOT comparable with MuJoCo or D4RL: its hopper stands for 1,000 steps with a
+tests/test_mujoco_fidelity.py): halfcheetah's numbers are MuJoCo's, hopper's and walker2d's differ by the
+integrator (Euler here, RK4 in gym), and a hopper with a zero action falls after 130-150 steps as MuJoCo's
+does. Brax's `generalized` backend drifts 3-10x further from MuJoCo at about mjx's speed (BENCHMARKS.md);
+`spring` (a spring-contact approximation, ~5x faster on a CPU) is available by explicit choice only and is NOT comparable with MuJoCo or D4RL: its hopper stands for 1,000 steps with a
 zero action (a return of ~965, more than its own suite's expert).
 
 Brax keeps its physical model in `env.sys`. To make physics a pytree argument (so a "sim" variant is

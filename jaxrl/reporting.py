@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxrl.evaluation import normalized_score
+
 
 class MetricsWriter:
     """Appends one row per sweep member per chunk to metrics.jsonl and metrics.csv, and with
@@ -159,9 +161,7 @@ def baselines_line(metadata: dict, ref_scores: tuple[float, float] | None) -> st
     for key, label in BASELINES.items():
         if key in metadata:
             value = float(metadata[key])
-            normalised = (
-                f" (normalised {100.0 * (value - ref_scores[0]) / (ref_scores[1] - ref_scores[0]):.1f})" if ref_scores else ""
-            )
+            normalised = f" (normalised {float(normalized_score(value, *ref_scores)):.1f})" if ref_scores else ""
             parts.append(f"{label} {value:.1f}{normalised}")
     return f"Baselines of this env (return, from the suite's metadata): {', '.join(parts)}." if parts else ""
 

@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from jaxrl.agents import ConfigError, make_agent
+from jaxrl.evaluation import normalized_score
 from jaxrl.reporting import BASELINES, SWITCH_COLUMNS, baselines_line, switch_scores
 from jaxrl.trainer import TrainingDiverged
 
@@ -278,8 +279,8 @@ def _baseline_scores(spec: TableSpec) -> dict[str, float]:
     meta = _suite_info(spec)
     if "ref_min_score" not in meta:
         return {}
-    low, high = meta["ref_min_score"], meta["ref_max_score"]
-    return {label: 100.0 * (meta[key] - low) / (high - low) for key, label in BASELINES.items() if key in meta}
+    refs = meta["ref_min_score"], meta["ref_max_score"]
+    return {label: float(normalized_score(meta[key], *refs)) for key, label in BASELINES.items() if key in meta}
 
 
 def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:
