@@ -197,6 +197,13 @@ class TrainConfig:
                 )
         elif self.online_steps:
             raise ConfigError(f"online_steps is the online phase of offline-to-online; the {regime} regime counts steps only")
+        if regime != "offline" and not self.agent.on_policy:
+            env_steps = self.online_steps if regime == "offline-to-online" else self.steps
+            if self.learning_starts >= env_steps:
+                raise ConfigError(
+                    f"learning_starts ({self.learning_starts}) is not below the online phase's {env_steps} env steps, "
+                    "so it would make no update; lower learning_starts or give more steps"
+                )
         if regime == "offline" and self.online_hparams:
             raise ConfigError("online_hparams set an online phase; the offline regime has none")
         if regime == "offline" and self.buffer is not None:
@@ -268,7 +275,10 @@ def parse_assignments(specs: tuple[str, ...], what: str) -> dict[str, str]:
         name, sep, value = spec.partition("=")
         if not sep or not name.strip() or not value.strip():
             raise ConfigError(f"{what}: {spec!r} must look like name=value")
-        out[name.strip().replace("-", "_")] = value.strip()
+        name = name.strip().replace("-", "_")
+        if name in out:
+            raise ConfigError(f"{what}: {name} is given twice ({out[name]} and {value.strip()}); give it once")
+        out[name] = value.strip()
     return out
 
 

@@ -7,15 +7,29 @@ every member reads (the dataset) is replicated.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
-def member_mesh(num_members: int) -> Mesh | None:
-    """A 1-D mesh over as many devices as divide the member count; None on a single device."""
-    devices = jax.devices()
+class IdleDevicesWarning(UserWarning):
+    """Some devices get no members: the member count is not a multiple of the device count."""
+
+
+def member_mesh(num_members: int, devices=None) -> Mesh | None:
+    """A 1-D mesh over as many devices as divide the member count (each device holds the same number of
+    members); None on a single device. Says so when devices are left idle."""
+    devices = jax.devices() if devices is None else devices
     n = max(d for d in range(1, len(devices) + 1) if num_members % d == 0)
+    if n < min(num_members, len(devices)):
+        warnings.warn(
+            f"{num_members} members run on {n} of the {len(devices)} devices: {num_members} is not a multiple of a "
+            f"larger device count. To use all {len(devices)}, sweep a multiple of {len(devices)} members (seeds x grid points).",
+            IdleDevicesWarning,
+            stacklevel=2,
+        )
     return Mesh(np.array(devices[:n]), ("members",)) if n > 1 else None
 
 

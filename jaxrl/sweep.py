@@ -20,6 +20,8 @@ def parse_sweep(specs: tuple[str, ...] | list[str], agent: Agent) -> dict[str, l
         name = name.strip().replace("-", "_")
         if not sep or not values.strip():
             raise ConfigError(f"sweep {spec!r} must look like name=v1,v2,...")
+        if name in grid:
+            raise ConfigError(f"sweep names {name} twice; give all its values once, e.g. {name}=1,3,10")
         if name not in leaves:
             if name in type(agent).__dataclass_fields__:
                 raise ConfigError(

@@ -334,6 +334,32 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     return LoadedRun(cfg, built.program, built.members, states, step, run_dir)
 
 
+def _merge_repeated_lists(argv: list[str]) -> list[str]:
+    """`--sweep beta=1,3 --sweep expectile=0.7,0.9` as `--sweep beta=1,3 expectile=0.7,0.9`: every list
+    flag of TrainConfig (sweep, env params, dynamics, online hparams) collects the values of all its
+    uses. tyro alone would keep the last use and drop the others without a word."""
+    lists = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(TrainConfig) if "tuple[str, ...]" in str(f.type)}
+    values: dict[str, list[str]] = {}
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        flag, eq, inline = argv[i].partition("=")
+        if flag not in lists:
+            out.append(argv[i])
+            i += 1
+            continue
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith("--"):
+            j += 1
+        if flag not in values:
+            out.append(flag)
+            values[flag] = []
+            out.append(values[flag])  # filled in place: later uses add to the first one's values
+        values[flag] += ([inline] if eq else []) + argv[i + 1 : j]
+        i = j
+    return [token for item in out for token in (item if isinstance(item, list) else [item])]
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI entry; `--config experiments/X.yaml` loads a spec whose values later flags override."""
     import sys
@@ -349,6 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         except ConfigError as err:
             raise SystemExit(f"error: {err}") from None
         argv = argv[:i] + argv[i + 2 :]
+    argv = _merge_repeated_lists(argv)
     cfg = tyro.cli(
         TrainConfig, args=argv, default=default, config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs)
     )

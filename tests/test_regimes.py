@@ -240,7 +240,7 @@ def test_real_fraction_keeps_a_seeded_share_of_the_dataset(tmp_path, random_pend
 def test_env_params_reach_collecting_and_evaluation(tmp_path, random_pendulum_file):
     def returns(**overrides):
         # BC online: the cheapest agent to compile that acts and updates; the plumbing is the agent's.
-        cfg = TrainConfig(agent=BC(hidden_dims=(8, 8)), regime="online", seeds=1, steps=100, chunk_steps=100, learning_starts=100,
+        cfg = TrainConfig(agent=BC(hidden_dims=(8, 8)), regime="online", seeds=1, steps=100, chunk_steps=100, learning_starts=50,
                           eval_episodes=4, run_dir=str(tmp_path / "x"), progress=False, **overrides)  # fmt: skip
         program = build(cfg).program
         keys = jnp.stack([jax.random.PRNGKey(0)])

@@ -1,16 +1,19 @@
 """End-to-end behaviour of the trainer: learning, sweeps, resume, divergence, config validation."""
 
 import json
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tyro
 
 from jaxrl.agents import BC, IQL, SAC, ConfigError, make_agent
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import Dataset, save_dataset
-from jaxrl.train import TrainConfig, main, train
+from jaxrl.sharding import IdleDevicesWarning, member_mesh
+from jaxrl.train import TrainConfig, _merge_repeated_lists, main, train
 from jaxrl.trainer import TrainingDiverged
 from tests.rounding import assert_equal_up_to_rounding
 
@@ -246,13 +249,37 @@ def test_real_divergence_is_detected(tmp_path):
         (dict(sweep=("betta=1,2",)), "no hyperparameter 'betta'"),
         (dict(sweep=("beta=-1,2",)), "iql.beta must be >= 0"),
         (dict(dataset="medium-replays"), "neither a suite level"),
+        (dict(sweep=("beta=1,3", "beta=10")), "sweep names beta twice"),
+        (dict(env_params=("g=12", "g=9")), "env_params: g is given twice"),
+        (dict(agent=SAC(), regime="online", steps=1_000, chunk_steps=500), r"learning_starts \(1000\) is not below"),
+        (dict(agent=SAC(), regime="online", steps=1_000, chunk_steps=500, learning_starts=999), None),
     ],
 )
 def test_invalid_config_is_rejected_before_compiling(tmp_path, overrides, message):
     cfg = TrainConfig(**(dict(agent=IQL(), run_dir=str(tmp_path / "x"), progress=False) | overrides))
+    if message is None:  # the valid neighbour of the case above it
+        cfg.validate()
+        return
     with pytest.raises(ConfigError, match=message):
         train(cfg)
     assert not (tmp_path / "x").exists()
+
+
+def test_repeated_list_flags_add_up_instead_of_the_last_one_winning():
+    args = ["iql", "--sweep", "beta=1,3", "--seeds", "2", "--sweep=expectile=0.7,0.9", "--env-params", "g=12"]
+    merged = _merge_repeated_lists(args)
+    assert merged == ["iql", "--sweep", "beta=1,3", "expectile=0.7,0.9", "--seeds", "2", "--env-params", "g=12"]
+    cfg = tyro.cli(TrainConfig, args=merged, config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs))
+    assert cfg.sweep == ("beta=1,3", "expectile=0.7,0.9") and cfg.seeds == 2
+
+
+def test_members_that_leave_devices_idle_are_reported():
+    four = [jax.devices()[0]] * 4  # member_mesh only counts them where no mesh is built
+    with pytest.warns(IdleDevicesWarning, match="5 members run on 1 of the 4 devices.*multiple of 4"):
+        assert member_mesh(5, four) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert member_mesh(1, four) is None  # one member cannot be split: nothing to report
 
 
 def test_unknown_algorithm():
