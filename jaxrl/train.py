@@ -7,6 +7,8 @@ python -m jaxrl.train --steps 50000 sac                    # online SAC
 python -m jaxrl.train --regime offline-to-online --online-steps 20000 iql   # IQL, then fine-tuned online
 python -m jaxrl.train --init-from runs/iql-Pendulum-v1-medium-replay --regime online --buffer keep iql
 python -m jaxrl.train --config experiments/demo.yaml       # a declarative experiment spec
+python -m jaxrl.train --resume runs/iql-Pendulum-v1-medium-replay                 # continue a killed run
+python -m jaxrl.train --resume runs/iql-Pendulum-v1-medium-replay --steps 20000   # extend a finished one
 """
 
 from __future__ import annotations
@@ -21,21 +23,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tyro
+from flax import struct
 
 import envs
 from jaxrl import trainer
-from jaxrl.agents import Agent, ConfigError
+from jaxrl.agents import AGENTS, Agent, ConfigError
 from jaxrl.agents.base import filled
-from jaxrl.checkpoint import Checkpointer
 from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, parse_assignments
 from jaxrl.corruption import corrupt
 from jaxrl.data import Normalizer, load_dataset
 from jaxrl.data.d4rl import d4rl_scores, d4rl_task
 from jaxrl.phases import Offline, Online, OnPolicy
-from jaxrl.reporting import baselines_line
+from jaxrl.reporting import BASELINES, baselines_line
 from jaxrl.returns import dataset_returns_to_go
+from jaxrl.run_dir import RunDir
 from jaxrl.suite import LEVELS, load_level, suite_dir
-from jaxrl.sweep import make_members, parse_sweep, stack_agents
+from jaxrl.sweep import make_members, member_keys, parse_sweep, stack_agents
 
 __all__ = ["TrainConfig", "Built", "build", "train", "LoadedRun", "load_run", "main"]
 
@@ -114,8 +117,8 @@ def _pretrained(init) -> Pretrained:
     if isinstance(init, LoadedRun):
         return Pretrained(init.config, init.states, init.run_dir)
     if isinstance(init, trainer.RunResult):
-        path = init.run_dir / "config.json"
-        return Pretrained(config_from_mapping(json.loads(path.read_text()), path), init.states, init.run_dir)
+        run_dir = RunDir(init.run_dir)
+        return Pretrained(config_from_mapping(run_dir.read_config(), run_dir.config_file), init.states, init.run_dir)
     raise ConfigError(f"init_from must be a run directory, a LoadedRun or a RunResult, got {type(init).__name__}")
 
 
@@ -206,6 +209,20 @@ def _phases(cfg: TrainConfig, agents, pretrained: bool) -> list:
     return ([offline] if regime == "offline-to-online" else []) + [Online(steps, agents=online_agents, **online)]
 
 
+def _agent_and_members(cfg: TrainConfig, env) -> tuple[Agent, dict[str, list[float]], list[dict]]:
+    """The configured agent (before it adapts to a dataset), the sweep grid and the members."""
+    base: Agent = cfg.agent.configure(env.spec, cfg.steps)
+    if cfg.resolved_buffer == "mix":  # the mix's first rows are the dataset's
+        base = base.with_real_share(cfg.offline_fraction)
+    grid = parse_sweep(cfg.sweep, base)
+    return base, grid, make_members(grid, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)))
+
+
+def _eval_params(cfg: TrainConfig, env):
+    eval_raw = (cfg.eval_env_params or ()) if cfg.eval_dynamics else cfg.eval_params  # eval_dynamics: not env_params'
+    return _env_params(env, eval_raw, "eval_env_params", cfg.eval_dynamics, "eval_dynamics")
+
+
 def build(cfg: TrainConfig, init_from=None) -> Built:
     """Validate `cfg`, load (and corrupt, normalise) its data and build its training program.
 
@@ -214,13 +231,7 @@ def build(cfg: TrainConfig, init_from=None) -> Built:
     cfg.validate()
     env = envs.make(cfg.env)
     collect_params = _env_params(env, cfg.env_params, "env_params", cfg.sim_dynamics, "sim_dynamics")
-    eval_raw = (cfg.eval_env_params or ()) if cfg.eval_dynamics else cfg.eval_params  # eval_dynamics: not env_params'
-    eval_params = _env_params(env, eval_raw, "eval_env_params", cfg.eval_dynamics, "eval_dynamics")
-    base: Agent = cfg.agent.configure(env.spec, cfg.steps)
-    if cfg.resolved_buffer == "mix":  # the mix's first rows are the dataset's
-        base = base.with_real_share(cfg.offline_fraction)
-    grid = parse_sweep(cfg.sweep, base)
-    members = make_members(grid, list(range(cfg.first_seed, cfg.first_seed + cfg.seeds)))
+    base, grid, members = _agent_and_members(cfg, env)
     init_from = init_from if init_from is not None else cfg.init_from
     warm, normalizer = None, None
     if init_from is not None:
@@ -259,79 +270,116 @@ def build(cfg: TrainConfig, init_from=None) -> Built:
         dataset=dataset,
         env=env,
         collect_params=collect_params,
-        eval_params=eval_params,
+        eval_params=_eval_params(cfg, env),
         warm_start=warm,
     )
     return Built(program, members, grid, metadata, normalizer)
+
+
+def _recorded_config(cfg: TrainConfig, init_from) -> dict:
+    """`cfg` as config.json records it: data, with the paths in it resolved (so the run can be resumed
+    from another working directory, or after being moved)."""
+    config = dataclasses.asdict(cfg) | {"algo": cfg.agent.name}
+    config["agent"] = {k: v for k, v in config["agent"].items() if k not in ("obs_dim", "action_dim", "total_steps")}
+    if cfg.dataset not in LEVELS:
+        config["dataset"] = str(Path(cfg.dataset).expanduser().resolve())
+    if init_from is not None:
+        init_dir = init_from if isinstance(init_from, (str, Path)) else init_from.run_dir
+        config["init_from"] = str(Path(init_dir).expanduser().resolve())
+    return config
+
+
+def _extendable(cfg: TrainConfig) -> tuple[str, ...]:
+    """The step count a resume may raise: the last phase's (its checkpoints stay chunk ends of the longer run)."""
+    return ("online_steps",) if cfg.resolved_regime == "offline-to-online" else ("steps",)
 
 
 def train(cfg: TrainConfig, stop_after_chunks: int | None = None, init_from=None) -> trainer.RunResult:
     """Run the training described by `cfg`; returns final states, per-member results and the table.
 
     `init_from`: start from a finished run, as `cfg.init_from` does from a run directory; here it may also
-    be what an earlier `train` returned, so a notebook can pretrain, look, then fine-tune."""
+    be what an earlier `train` returned, so a notebook can pretrain, look, then fine-tune. With
+    `cfg.resume`, a larger step count than the run recorded extends it: the result is the longer run
+    resumed from the shorter one's last checkpoint, so schedules that span the run (IQL's cosine actor
+    learning rate, DT's warm-up) follow the new length from there on."""
+    init_from = init_from if init_from is not None else cfg.init_from
     built = build(cfg, init_from)
-    config = dataclasses.asdict(cfg) | {"algo": cfg.agent.name}
-    config["agent"] = {k: v for k, v in config["agent"].items() if k not in ("obs_dim", "action_dim", "total_steps")}
-    if init_from is not None and not isinstance(init_from, (str, Path)):
-        config["init_from"] = str(init_from.run_dir)
+    run_dir = RunDir(cfg.resolved_run_dir())
+    run_dir.prepare(_recorded_config(cfg, init_from), resume=cfg.resume, overwrite=cfg.overwrite, extendable=_extendable(cfg))
+    run_dir.save_agents(built.program.agents)
+    run_dir.save_metadata({k: float(built.metadata[k]) for k in EVALUATION_METADATA if k in built.metadata})
     return trainer.run(
         built.program,
         built.members,
-        cfg.resolved_run_dir(),
+        run_dir,
         eval_every=cfg.eval_every,
         checkpoint_every=cfg.checkpoint_every,
         resume=cfg.resume,
-        overwrite=cfg.overwrite,
         ref_scores=_ref_scores(built.metadata),
         notes=baselines_line(built.metadata, _ref_scores(built.metadata)),
         sweep_keys=list(built.grid),
-        config=config,
         progress=cfg.progress,
         tensorboard=cfg.tensorboard,
         stop_after_chunks=stop_after_chunks,
     )
 
 
+# What evaluating and reporting a run needs from its data, kept in the run directory.
+EVALUATION_METADATA = ("ref_min_score", "ref_max_score", *BASELINES)
+
+
+@struct.dataclass
+class PolicyState:
+    """What acting needs of a member's training state: its agent's state and how it sees observations."""
+
+    agent: Any
+    normalizer: Normalizer
+
+
 @dataclass
 class LoadedRun:
-    """A run rebuilt from its directory, with the training state of every member from one checkpoint."""
+    """A run's members as checkpointed: their agents, configs and policy states (leading axis: members)."""
 
     config: TrainConfig
-    program: trainer.Program
+    agents: Agent  # stacked over members, as trained
     members: list[dict]
-    states: Any  # leading axis: members
+    states: PolicyState  # leading axis: members
     step: int
     run_dir: Path | None = None
+    metadata: dict = dataclasses.field(default_factory=dict)  # reference scores and baselines of its data
 
     def evaluate(self, seed: int = 0) -> np.ndarray:
         """Mean return of each member over `config.eval_episodes` fresh episodes."""
-        return np.asarray(self.program.evaluate(self.states, jax.random.PRNGKey(seed))).mean(axis=1)
+        env = envs.make(self.config.env)
+        evaluate = trainer.evaluator(env, self.config.eval_episodes)
+        returns = evaluate(self.agents, self.states, jax.random.PRNGKey(seed), _eval_params(self.config, env))
+        return np.asarray(returns).mean(axis=1)
 
     def policy(self, member: int = 0):
         """`act(obs, key) -> action in [-1, 1]` of one member, deterministic, taking observations as the env
         gives them (normalised as in training). Sequence models (DT) act through `act_with_carry` instead."""
-        agent, state = (jax.tree.map(lambda x: x[member], tree) for tree in (self.program.agents, self.states))
+        agent, state = (jax.tree.map(lambda x: x[member], tree) for tree in (self.agents, self.states))
         return jax.jit(lambda obs, key: agent.act(state.agent, state.normalizer(obs), key, True))
 
 
 def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
-    """Rebuild the run in `run_dir` from its config.json and restore its checkpoint at `step` (default: the
-    latest), e.g. to evaluate or act with a trained policy in a notebook, or to start another run from."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise ConfigError(f"{run_dir}: no config.json, so not a run directory")
-    cfg = config_from_mapping(json.loads(config_path.read_text()), config_path)
-    checkpointer = Checkpointer(run_dir / "checkpoints")
-    try:
-        if checkpointer.latest_step() is None:
-            raise ConfigError(f"{run_dir}: no checkpoint in {run_dir / 'checkpoints'}")
-        built = build(cfg)
-        step, states = trainer.restore(built.program, built.members, checkpointer, step)
-    finally:
-        checkpointer.close()
-    return LoadedRun(cfg, built.program, built.members, states, step, run_dir)
+    """The run in `run_dir` at its checkpoint at `step` (default: the latest), from the directory alone
+    (not the dataset it was trained on), e.g. to evaluate or act with a trained policy in a notebook,
+    or to start another run from."""
+    directory = RunDir(run_dir)
+    cfg = config_from_mapping(directory.read_config(), directory.config_file)
+    if not directory.has_checkpoint():
+        raise ConfigError(f"{directory.path}: no checkpoint in {directory.checkpoint_dir}")
+    env = envs.make(cfg.env)
+    base, _, members = _agent_and_members(cfg, env)
+    agents = directory.load_agents(stack_agents(base, members))
+    keys = member_keys(members)
+    abstract = {
+        "agent": jax.eval_shape(jax.vmap(lambda agent, key: agent.init(key)), agents, keys),
+        "normalizer": jax.eval_shape(jax.vmap(lambda _: Normalizer.identity(env.spec.obs_dim)), keys),
+    }
+    step, parts = directory.restore_parts(abstract, step)
+    return LoadedRun(cfg, agents, members, PolicyState(**parts), step, directory.path, directory.read_metadata())
 
 
 def _merge_repeated_lists(argv: list[str]) -> list[str]:
@@ -366,15 +414,25 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     default = None
-    if "--config" in argv:
-        i = argv.index("--config")
-        if i + 1 >= len(argv):
-            raise SystemExit("error: --config needs a YAML file")
-        try:
+    try:
+        if "--config" in argv:
+            i = argv.index("--config")
+            if i + 1 >= len(argv):
+                raise SystemExit("error: --config needs a YAML file")
             default = load_experiment(argv[i + 1])
-        except ConfigError as err:
-            raise SystemExit(f"error: {err}") from None
-        argv = argv[:i] + argv[i + 2 :]
+            argv = argv[:i] + argv[i + 2 :]
+        if "--resume" in argv:  # `--resume RUN_DIR`: the run's recorded config, which later flags override
+            i = argv.index("--resume")
+            if i + 1 < len(argv) and not argv[i + 1].startswith("-") and argv[i + 1] not in AGENTS:
+                if default is not None:
+                    raise SystemExit("error: --resume RUN_DIR continues a recorded run; it takes no --config")
+                run_dir = RunDir(argv[i + 1])
+                if not run_dir.path.is_dir():
+                    raise SystemExit(f"error: cannot resume {argv[i + 1]}: no such directory")
+                default = config_from_mapping(run_dir.read_config(), run_dir.config_file)
+                argv = argv[: i + 1] + argv[i + 2 :]
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from None
     argv = _merge_repeated_lists(argv)
     cfg = tyro.cli(
         TrainConfig, args=argv, default=default, config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs)

@@ -12,8 +12,6 @@ just the list of phases a program is built from; a warm start is just another fi
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ from jaxrl.phases import (
     online_start,
 )
 from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table, switch_table
+from jaxrl.run_dir import RunDir
 from jaxrl.sharding import member_mesh, replicate, shard_members
 from jaxrl.sweep import member_keys
 
@@ -123,7 +122,9 @@ def _num_members(agents) -> int:
     return int(jax.tree.leaves(agents)[0].shape[0])
 
 
-def _evaluator(env, num_episodes: int):
+def evaluator(env, num_episodes: int):
+    """`evaluate(stacked agents, states, key, env params) -> returns [members, episodes]`, jitted."""
+
     def evaluate(agent, state, key, params):
         norm = state.normalizer
         return evaluate_policy_with_memory(
@@ -214,7 +215,7 @@ def build_program(
             learning_iterations = spec.steps // spec.num_envs - spec.learning_starts // spec.num_envs
             updates += max(learning_iterations, 0) * spec.updates_per_iteration
 
-    evaluate = _evaluator(eval_env, eval_episodes)
+    evaluate = evaluator(eval_env, eval_episodes)
     return Program(
         agents=agents,
         phases=compiled,
@@ -315,66 +316,43 @@ def _check_finite(metrics: dict, step: int, members: list[dict]) -> None:
 def run(
     program: Program,
     members: list[dict],
-    run_dir: str | Path,
+    run_dir: RunDir,
     *,
     eval_every: int,
     checkpoint_every: int,
     resume: bool = False,
-    overwrite: bool = False,
     ref_scores: tuple[float, float] | None = None,
     notes: str = "",
     sweep_keys: list[str] | None = None,
-    config: dict | None = None,
     progress: bool = True,
     tensorboard: bool = False,
     stop_after_chunks: int | None = None,
 ) -> RunResult:
     """Drive `program` through all its chunks; `members[i]` describes member i (seed, hyperparameters).
 
-    Writes under `run_dir`: config.json, metrics.jsonl/csv (a `phase` column says which phase a row
-    is from), checkpoints/, curve.png, results.md, and with `tensorboard` event files in
-    tensorboard/<member>/ (flushed every chunk). Every phase's last chunk is evaluated, and so is the
-    first chunk of a phase that follows another. `stop_after_chunks` ends the call early (as if killed)
-    after that many chunks of this call.
+    `run_dir` is prepared (`RunDir.prepare`) by the caller. Writes under it metrics.jsonl/csv (a `phase`
+    column says which phase a row is from), checkpoints/, curve.png, results.md, and with `tensorboard`
+    event files in tensorboard/<member>/ (flushed every chunk). Every phase's last chunk is evaluated,
+    and so is the first chunk of a phase that follows another. With `resume`, it continues from the
+    latest checkpoint (a program longer than the checkpointed run extends it). `stop_after_chunks` ends
+    the call early (as if killed) after that many chunks of this call.
     """
     from tqdm.auto import tqdm
 
-    run_dir = Path(run_dir)
-    if overwrite and not resume and run_dir.exists():
-        shutil.rmtree(run_dir)
-    if not resume and (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
-        raise ValueError(
-            f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, overwrite=True (--overwrite) to replace it, or choose another run_dir"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
     sweep_keys = sweep_keys or []
-    config_path = run_dir / "config.json"
-    if config is not None:
-        config = json.loads(json.dumps(config, default=str))  # compare as stored (tuples become lists)
-        if resume and config_path.exists():
-            saved = json.loads(config_path.read_text())
-            changed = sorted(
-                k
-                for k in set(saved) | set(config)
-                if k not in ("resume", "overwrite", "progress", "tensorboard") and saved.get(k) != config.get(k)
-            )
-            if changed:
-                raise ValueError(f"cannot resume {run_dir}: its config differs in {', '.join(changed)}")
-        config_path.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
-
     keys = member_keys(members)
     num_chunks = program.num_chunks
-    checkpointer = Checkpointer(run_dir / "checkpoints")
+    checkpointer = run_dir.checkpointer()
     start_chunk, states = 0, None
     if resume and checkpointer.latest_step() is not None:
         step, states = restore(program, members, checkpointer)
         start_chunk = program.chunks_done(step)
     elif resume:
-        print(f"no checkpoint in {run_dir / 'checkpoints'}; starting from scratch")
+        print(f"no checkpoint in {run_dir.checkpoint_dir}; starting from scratch")
     if states is None:
         states = shard_members(program.init(keys), program.mesh)
     writer = MetricsWriter(
-        run_dir,
+        run_dir.path,
         resume_step=program.step_after(start_chunk - 1) if start_chunk else None,
         tensorboard_members=members if tensorboard else None,
     )
@@ -393,7 +371,7 @@ def run(
 
     if start_chunk == 0:  # the untrained policy's score: the start of every learning curve
         writer.write(rows_of(0, program.phases[0].spec.name, eval_rows(states, 0)))
-    bar = tqdm(total=num_chunks, initial=start_chunk, disable=not progress, desc=run_dir.name, unit="chunk")
+    bar = tqdm(total=num_chunks, initial=start_chunk, disable=not progress, desc=run_dir.path.name, unit="chunk")
     last_saved = start_chunk if start_chunk else None
     final_rows: list[dict] = []
     t0 = time.perf_counter()
@@ -411,7 +389,7 @@ def run(
             if c > 0 and last_saved != c:
                 checkpointer.save(good_step, states)
             checkpointer.wait()
-            where = f"{run_dir / 'checkpoints'} at step {good_step}" if c > 0 else "nowhere (it diverged in the first chunk)"
+            where = f"{run_dir.checkpoint_dir} at step {good_step}" if c > 0 else "nowhere (it diverged in the first chunk)"
             raise TrainingDiverged(f"training diverged: {err}. The last good state is saved in {where}.") from None
         states = new_states
         is_last = c + 1 == num_chunks
@@ -437,12 +415,18 @@ def run(
     checkpointer.close()
     elapsed = time.perf_counter() - t0
     metric = "normalized_score" if ref_scores is not None else "eval_return"
+    finished_before = start_chunk == num_chunks  # a finished run resumed as it was: report, rewrite nothing
+    if finished_before:
+        last = program.step_after(num_chunks - 1)
+        final_rows = [r for r in writer.rows if r["step"] == last and "eval_return" in r][-len(members) :]
     table = ""
     if final_rows:
         table = results_table(final_rows, sweep_keys, metric) + (f"\n\n{notes}" if notes else "")
         switches = {p.first_step: p.spec.steps for p in program.phases[1:]}
         for switch, online_steps in switches.items():
             table += "\n\n" + switch_table(writer.rows, sweep_keys, metric, switch, online_steps)
-        (run_dir / "results.md").write_text(table + f"\n\nwall time of training loop: {elapsed:.1f} s\n")
-        plot_learning_curves(writer.rows, run_dir / "curve.png", metric, sweep_keys, title=run_dir.name, marks=list(switches))
-    return RunResult(states, final_rows, table, run_dir)
+        if not finished_before:
+            (run_dir.path / "results.md").write_text(table + f"\n\nwall time of training loop: {elapsed:.1f} s\n")
+            plot_learning_curves(writer.rows, run_dir.path / "curve.png", metric, sweep_keys, title=run_dir.path.name,
+                                 marks=list(switches))  # fmt: skip
+    return RunResult(states, final_rows, table, run_dir.path)

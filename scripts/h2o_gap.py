@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from jaxrl import losses  # noqa: E402
-from jaxrl.train import load_run  # noqa: E402
+from jaxrl.train import build, load_run  # noqa: E402
 
 
 def _rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
@@ -48,8 +48,8 @@ def member_gap_correlation(agent, state, std, key, rows: int, samples: int) -> f
 
 def gap_correlations(run_dir: Path, rows: int = 5_000, samples: int = 10) -> list[float]:
     run = load_run(run_dir)
-    agent = jax.tree.map(lambda x: x[0], run.program.agents)
-    std = jnp.asarray(run.program.data["dataset"].observations).std(axis=0)
+    agent = jax.tree.map(lambda x: x[0], run.agents)
+    std = jnp.asarray(build(run.config).program.data["dataset"].observations).std(axis=0)  # the real data, normalised
     states = [jax.tree.map(lambda x, m=m: x[m], run.states) for m in range(len(run.members))]
     return [member_gap_correlation(agent, s, std, jax.random.PRNGKey(m), rows, samples) for m, s in enumerate(states)]
 

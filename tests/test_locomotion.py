@@ -69,7 +69,7 @@ def test_iql_values_fall_towards_the_end_of_an_episode_that_falls(tmp_path):
                       steps=3000, chunk_steps=3000, eval_episodes=2, run_dir=str(tmp_path / "run"), progress=False)  # fmt: skip
     train(cfg)
     run = load_run(tmp_path / "run")
-    agent, state = (jax.tree.map(lambda x: x[0], tree) for tree in (run.program.agents, run.states))
+    agent, state = (jax.tree.map(lambda x: x[0], tree) for tree in (run.agents, run.states))
     data, _ = load_dataset(path, env.spec)
     values = np.asarray(agent.value_net.apply(state.agent.value.params, state.normalizer(data.observations))).reshape(-1)
     rewards = np.asarray(data.rewards) * float(state.normalizer.reward_scale)

@@ -363,7 +363,7 @@ def test_warm_start_mismatches_name_the_run_and_the_difference(tmp_path, random_
     loaded = load_run(run)
     one = LoadedRun(
         loaded.config,
-        loaded.program,
+        loaded.agents,
         loaded.members[:1],
         jax.tree.map(lambda x: x[:1], loaded.states),
         loaded.step,

@@ -13,7 +13,7 @@ from jaxrl.agents import BC, IQL, SAC, ConfigError, make_agent
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import Dataset, save_dataset
 from jaxrl.sharding import IdleDevicesWarning, member_mesh
-from jaxrl.train import TrainConfig, _merge_repeated_lists, main, train
+from jaxrl.train import TrainConfig, _merge_repeated_lists, build, load_run, main, train
 from jaxrl.trainer import TrainingDiverged
 from tests.rounding import assert_equal_up_to_rounding
 
@@ -192,8 +192,71 @@ def test_existing_run_is_not_overwritten_silently(tmp_path, random_pendulum_file
     train(small_offline(tmp_path, random_pendulum_file, "run", steps=100))
     with pytest.raises(ValueError, match="already holds a run"):
         train(small_offline(tmp_path, random_pendulum_file, "run", steps=100))
-    with pytest.raises(ValueError, match="config differs in steps"):
-        train(small_offline(tmp_path, random_pendulum_file, "run", steps=200, resume=True))
+    with pytest.raises(ConfigError, match=r"config differs in batch_size \(batch_size: 64 there, 32 here\)"):
+        train(small_offline(tmp_path, random_pendulum_file, "run", steps=100, batch_size=32, resume=True))
+
+
+# Run directories ------------------------------------------------------------------------------
+
+
+def test_killed_run_moved_elsewhere_resumes_by_its_directory_alone(
+    tmp_path, random_pendulum_file, uninterrupted, monkeypatch, capsys
+):
+    """Made with an absolute run_dir, killed, moved, then resumed with a relative path and no other flag."""
+    train(small_offline(tmp_path, random_pendulum_file, "killed"), stop_after_chunks=2)
+    (tmp_path / "killed").rename(tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    main(["--resume", "moved"])
+    assert "eval_return" in capsys.readouterr().out  # the results table
+    resumed = load_run("moved")
+    assert resumed.step == 400 and resumed.run_dir == tmp_path.resolve() / "moved"
+    assert_trees_equal(uninterrupted(False).states.agent, resumed.states.agent)
+    recorded = json.loads((tmp_path / "moved" / "config.json").read_text())
+    assert recorded["run_dir"] == str(tmp_path.resolve() / "moved")
+    assert recorded["dataset"] == str(random_pendulum_file.resolve())
+    provenance = recorded["provenance"]
+    assert provenance["versions"]["jax"] == jax.__version__ and provenance["devices"].startswith("1 x ")
+    assert len(provenance["commit"] or "x" * 40) == 40
+    with pytest.raises(SystemExit, match="cannot resume nowhere: no such directory"):
+        main(["--resume", "nowhere"])
+    with pytest.raises(ConfigError, match="cannot resume .*nowhere: no such directory"):
+        train(small_offline(tmp_path, random_pendulum_file, "nowhere", resume=True))
+
+
+def test_finished_run_extends_to_more_steps_as_if_it_had_been_asked_for_them(tmp_path, random_pendulum_file):
+    """200 updates, then `--resume --steps 400`: bit for bit the 400-update run (the actor's learning rate
+    is constant here; a schedule over the run's length would follow the new length from step 200)."""
+    agent = IQL(hidden_dims=TINY, cosine_actor_lr=False)
+    full = train(small_offline(tmp_path, random_pendulum_file, "full", agent=agent))
+    train(small_offline(tmp_path, random_pendulum_file, "short", agent=agent, steps=200))
+    extended = train(small_offline(tmp_path, random_pendulum_file, "short", agent=agent, resume=True))
+    assert_trees_equal(full.states, extended.states)
+    logged = [json.loads(line)["step"] for line in (tmp_path / "short" / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [0, 0, 100, 100, 200, 200, 300, 300, 400, 400]
+    again = train(small_offline(tmp_path, random_pendulum_file, "short", agent=agent, resume=True))  # nothing left to do
+    assert again.table == extended.table
+    with pytest.raises(ConfigError, match="with steps 300: it has recorded 400; a run extends, never shortens"):
+        train(small_offline(tmp_path, random_pendulum_file, "short", agent=agent, steps=300, resume=True))
+
+
+def test_load_run_and_warm_start_need_only_the_run_directory(tmp_path, random_pendulum_file, uninterrupted):
+    """A copied run whose dataset is gone still loads, evaluates and starts another run."""
+    import shutil
+
+    source = uninterrupted(False).run_dir
+    shutil.copytree(source, tmp_path / "copy")
+    config = json.loads((tmp_path / "copy" / "config.json").read_text())
+    (tmp_path / "copy" / "config.json").write_text(json.dumps(config | {"dataset": str(tmp_path / "gone.hdf5")}))
+    loaded = load_run(tmp_path / "copy")
+    assert_trees_equal(uninterrupted(False).states.agent, loaded.states.agent)
+    assert_trees_equal(uninterrupted(False).states.normalizer, loaded.states.normalizer)
+    assert loaded.metadata["ref_min_score"] < loaded.metadata["ref_max_score"]
+    assert np.isfinite(loaded.evaluate()).all() and loaded.evaluate().shape == (2,)
+    with pytest.raises(ConfigError, match="no checkpoint at step 150; it has \\[300, 400\\]"):
+        load_run(tmp_path / "copy", step=150)
+    warm = build(small_offline(tmp_path, random_pendulum_file, "warm", init_from=str(tmp_path / "copy")))
+    first = warm.program.init(jnp.stack([jax.random.PRNGKey(i) for i in range(2)]))
+    assert_trees_equal(loaded.states.agent, first.agent)
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, random_pendulum_file, monkeypatch):
