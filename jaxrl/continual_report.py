@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxrl.claims import Verdict, markdown, mean_std
+
 NAMES = {
     "l2m": "L2M", "l2m-oracle": "L2M-oracle", "l2p": "L2P", "full-ft": "Full FT",
     "lora": "Single LoRA", "ewc": "EWC", "multitask": "Multi-task (upper bound)",
@@ -43,11 +45,6 @@ def metrics(result: dict, pretrain_tasks: int) -> dict:
         out["own_entry"] = np.take_along_axis(selections, claimed[:, :, None], -1)[:, :, 0].mean(-1)
         out["distinct_entries"] = np.array([len(set(c)) / len(c) for c in claimed])
     return out
-
-
-def mean_std(x) -> str:
-    x = np.asarray(x, np.float64)
-    return f"{x.mean():.2f} ± {x.std():.2f}"
 
 
 def results_table(results: dict, pretrain_tasks: int) -> str:
@@ -91,8 +88,8 @@ def confusion_table(result: dict, pretrain_tasks: int, sequence: list[str]) -> s
     return "\n".join(rows)
 
 
-def claims(results: dict, pretrain_tasks: int) -> list[tuple[str, bool | None, str]]:
-    """(claim, holds (None: a method it needs was not run), the evidence)."""
+def claims(results: dict, pretrain_tasks: int) -> list[Verdict]:
+    """Each claim whose methods were run, with its verdict (undecided: a method it needs was not run)."""
     m = {name: metrics(r, pretrain_tasks) for name, r in results.items()}
     mean = lambda name, key: float(np.mean(m[name][key]))  # noqa: E731
     have = lambda *names: all(n in m for n in names)  # noqa: E731
@@ -101,7 +98,7 @@ def claims(results: dict, pretrain_tasks: int) -> list[tuple[str, bool | None, s
         lost = 1.0 - mean("full-ft", "retention")
         pre_drop = mean("full-ft", "pretrain_before") - mean("full-ft", "pretrain_after")
         forgets = mean("full-ft", "forgetting")
-        out.append((
+        out.append(Verdict(
             "(1) full fine-tuning forgets the pretraining and earlier tasks",
             pre_drop >= FORGOTTEN and forgets >= FORGOTTEN,
             f"pretraining success {mean('full-ft', 'pretrain_before'):.2f} -> {mean('full-ft', 'pretrain_after'):.2f} "
@@ -110,7 +107,7 @@ def claims(results: dict, pretrain_tasks: int) -> list[tuple[str, bool | None, s
         ))  # fmt: skip
     if have("l2m") and "forgetting" in m["l2m"]:
         retention, kept = mean("l2m", "retention"), mean("l2m", "earlier_kept")
-        out.append((
+        out.append(Verdict(
             f"(2) L2M keeps >= {KEPT:.0%} of its pretraining performance and of earlier tasks' scores",
             retention >= KEPT and kept >= KEPT,
             f"retention {retention:.2f}, earlier tasks kept {kept:.2f} (final / best after learning them)",
@@ -118,21 +115,21 @@ def claims(results: dict, pretrain_tasks: int) -> list[tuple[str, bool | None, s
     rivals = [n for n in ("l2p", "lora", "ewc") if n in m]
     if have("l2m") and rivals:
         l2m = mean("l2m", "final")
-        out.append((
+        out.append(Verdict(
             "(3) L2M's final average beats L2P, single LoRA and EWC",
             all(l2m > mean(n, "final") for n in rivals) if len(rivals) == 3 else None,
             f"L2M {l2m:.2f} vs " + ", ".join(f"{NAMES[n]} {mean(n, 'final'):.2f}" for n in rivals),
         ))  # fmt: skip
     if have("l2m") and "own_entry" in m["l2m"]:
         own, distinct = mean("l2m", "own_entry"), mean("l2m", "distinct_entries")
-        out.append((
+        out.append(Verdict(
             "(4) retrieval picks a task's own entry for most of its states",
             own > 0.5 and distinct == 1.0,
             f"{own:.2f} of each task's windows select the entry it claimed when it was learnt; "
             f"{distinct:.2f} of tasks claimed an entry no other task claimed",
         ))  # fmt: skip
     if have("l2m", "l2m-oracle"):
-        out.append((
+        out.append(Verdict(
             "(5) L2M-oracle >= L2M",
             mean("l2m-oracle", "final") >= mean("l2m", "final"),
             f"oracle {mean('l2m-oracle', 'final'):.2f}, L2M {mean('l2m', 'final'):.2f} (final average success)",
@@ -141,8 +138,7 @@ def claims(results: dict, pretrain_tasks: int) -> list[tuple[str, bool | None, s
 
 
 def claims_markdown(results: dict, pretrain_tasks: int) -> str:
-    verdict = {True: "holds", False: "does NOT hold", None: "not checked"}
-    return "\n".join(f"- {c}: **{verdict[ok]}**. {why}." for c, ok, why in claims(results, pretrain_tasks))
+    return markdown(claims(results, pretrain_tasks), title="")
 
 
 def plot_matrices(results: dict, pretrain_tasks: int, sequence: list[str], path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxrl.claims import Verdict, markdown, mean_std
 from jaxrl.hamster import HELD_OUT, METHODS, attribution
 
 NAMES = {
@@ -25,11 +26,6 @@ NAMES = {
     "monolithic": "monolithic (+ off-domain actions)",
 }
 MARGIN = 0.05  # what "does not improve" allows: a success gain under 5 points
-
-
-def mean_std(per_seed) -> str:
-    per_seed = np.asarray(per_seed)
-    return f"{per_seed.mean():.2f} ± {per_seed.std():.2f}"
 
 
 def held_out(splits) -> list[int]:
@@ -67,8 +63,8 @@ def attribution_table(methods: dict, splits) -> str:
     return "\n".join(lines)
 
 
-def claims(methods: dict, splits) -> list[tuple[str, bool, str]]:
-    """(claim, holds, the numbers) for each claim whose methods and splits were run."""
+def claims(methods: dict, splits) -> list[Verdict]:
+    """The verdict of each claim whose methods and splits were run."""
     ho = held_out(splits)
     if not ho:
         return []
@@ -81,33 +77,33 @@ def claims(methods: dict, splits) -> list[tuple[str, bool, str]]:
             > max(per_seed(methods["flat"]["success"], [i]).mean(), per_seed(methods["monolithic"]["success"], [i]).mean())
             for i in ho
         )  # fmt: skip
-        out.append(("1. Hierarchical beats flat and monolithic on the held-out splits", h > f and h > m,
+        out.append(Verdict("1. Hierarchical beats flat and monolithic on the held-out splits", h > f and h > m,
                     f"held-out success {h:.2f} vs flat {f:.2f}, monolithic {m:.2f}; best of the three on {wins}/{len(ho)} splits"))  # fmt: skip
     if {"hamster", "hamster-no-off", "flat", "monolithic"} <= set(methods):
         full = per_seed(methods["hamster"]["frechet"], ho).mean()
         without = per_seed(methods["hamster-no-off"]["frechet"], ho).mean()
         gain = success["monolithic"] - success["flat"]
-        out.append(("2. Off-domain data improves the high level's paths but not the monolithic policy",
+        out.append(Verdict("2. Off-domain data improves the high level's paths but not the monolithic policy",
                     full < without and gain < MARGIN,
                     f"held-out Frechet {full:.3f} with vs {without:.3f} without off-domain data; monolithic minus flat "
                     f"success {gain:+.2f} (must stay under +{MARGIN}); hierarchical success with vs without "
                     f"{success['hamster']:.2f} vs {success['hamster-no-off']:.2f}"))  # fmt: skip
     if {"hamster-50", "flat"} <= set(methods):
-        out.append(("3. Hierarchical with 50% of the demos beats flat with 100%", success["hamster-50"] > success["flat"],
+        out.append(Verdict("3. Hierarchical with 50% of the demos beats flat with 100%", success["hamster-50"] > success["flat"],
                     f"held-out success {success['hamster-50']:.2f} vs {success['flat']:.2f}"))  # fmt: skip
     if {"hamster", "hamster-overlay"} <= set(methods) and {"layouts", "camera"} <= set(splits):
         i, j = splits.index("layouts"), splits.index("camera")
         drop = {m: per_seed(methods[m]["success"], [i]).mean() - per_seed(methods[m]["success"], [j]).mean()
                 for m in ("hamster", "hamster-overlay")}  # fmt: skip
         cam = {m: per_seed(methods[m]["success"], [j]).mean() for m in drop}
-        out.append(("4. The separate-channel encoding is more robust to the camera warp than the overlay",
+        out.append(Verdict("4. The separate-channel encoding is more robust to the camera warp than the overlay",
                     drop["hamster"] < drop["hamster-overlay"],
                     f"success drop from held-out layouts to + camera warp: channels {drop['hamster']:+.2f} "
                     f"(to {cam['hamster']:.2f}), overlay {drop['hamster-overlay']:+.2f} (to {cam['hamster-overlay']:.2f})"))  # fmt: skip
     if "hamster" in methods:
         r = methods["hamster"]
         a = attribution(r["success"][:, ho], r["frechet"][:, ho], r["adherence"][:, ho])
-        out.append(("5. Most failures come from following or executing the path, not from the plan",
+        out.append(Verdict("5. Most failures come from following or executing the path, not from the plan",
                     a["bad path"] < 0.5,
                     f"of {a['failures']} held-out failures: bad path {a['bad path']:.2f}, did not follow "
                     f"{a['did not follow']:.2f}, followed but failed {a['followed, failed']:.2f}"))  # fmt: skip
@@ -115,10 +111,7 @@ def claims(methods: dict, splits) -> list[tuple[str, bool, str]]:
 
 
 def claims_markdown(methods: dict, splits) -> str:
-    rows = claims(methods, splits)
-    if not rows:
-        return "No claim could be checked with the methods and splits run."
-    return "\n".join(f"- {text}: **{'holds' if ok else 'does NOT hold'}** ({numbers})" for text, ok, numbers in rows)
+    return markdown(claims(methods, splits), title="") or "No claim could be checked with the methods and splits run."
 
 
 def plot_episodes(methods: dict, splits, variants, path: Path, size: int = 64) -> None:

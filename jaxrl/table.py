@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from jaxrl.agents import ConfigError, make_agent
+from jaxrl.claims import Verdict, markdown, undecided
 from jaxrl.evaluation import normalized_score
 from jaxrl.reporting import BASELINES, SWITCH_COLUMNS, baselines_line, switch_scores
 from jaxrl.trainer import TrainingDiverged
@@ -186,75 +187,74 @@ def _dips(spec: TableSpec, cells: dict, algo: str) -> list[np.ndarray] | None:
     return [np.asarray(r["dip"]) - np.asarray(r["offline"]) for r in rows]
 
 
-def _claim_verdict(spec: TableSpec, cells: dict, claim: dict) -> str:
+def _missing(averages: dict) -> list[str]:
+    return [a for a, v in averages.items() if v is None]
+
+
+def _verdict(spec: TableSpec, cells: dict, claim: dict) -> Verdict:
     """One claim's verdict. Kinds: {best, among}: `best` has the highest row average of the final scores;
     {no_dip}: in every row the algorithm's mean dip stays within one std (over seeds) of its offline score;
     {smaller_dip, than}: the first's dip, averaged over rows, is smaller than the second's;
     {beats, each_of}: its row average is above each of theirs;
     {above_baselines}: each named algorithm's row average is above the suite's zero-action and random scores;
     {margin_grows, over}: its lead over `over` grows from row to row, in the rows' order (e.g. ever less real data)."""
+    text = claim["claim"]
     if "above_baselines" in claim:
         algos = [a for a in claim["above_baselines"] if a in spec.algorithms]
         averages, floors = row_averages(spec, cells, algos), _baseline_scores(spec)
         if not floors:
-            return "undecided (the suite records no zero-action or random return)"
-        if any(v is None for v in averages.values()):
-            return "undecided (cells missing or diverged: " + ", ".join(a for a, v in averages.items() if v is None) + ")"
+            return Verdict(text, None, "the suite records no zero-action or random return")
+        if _missing(averages):
+            return undecided(text, _missing(averages))
         floor = max(floors.values())
-        below = [a for a in algos if averages[a] <= floor]
-        return (f"{'holds' if not below else 'does not hold'}: " + ", ".join(f"{a} {averages[a]:.1f}" for a in algos)
-                + "; baselines " + ", ".join(f"{k} {v:.1f}" for k, v in floors.items()))  # fmt: skip
+        return Verdict(text, all(averages[a] > floor for a in algos),
+                       ", ".join(f"{a} {averages[a]:.1f}" for a in algos) + "; baselines "
+                       + ", ".join(f"{k} {v:.1f}" for k, v in floors.items()))  # fmt: skip
     if "beats" in claim:
         algo, others = claim["beats"], [a for a in claim["each_of"] if a in spec.algorithms]
         averages = row_averages(spec, cells, [algo, *others])
-        if any(v is None for v in averages.values()):
-            return "undecided (cells missing or diverged: " + ", ".join(a for a, v in averages.items() if v is None) + ")"
-        holds = all(averages[algo] > averages[a] for a in others)
-        return f"{'holds' if holds else 'does not hold'}: {algo} averages {averages[algo]:.1f}; " + ", ".join(
-            f"{a} {averages[a]:.1f}" for a in others
-        )
+        if _missing(averages):
+            return undecided(text, _missing(averages))
+        return Verdict(text, all(averages[algo] > averages[a] for a in others),
+                       f"{algo} averages {averages[algo]:.1f}; " + ", ".join(f"{a} {averages[a]:.1f}" for a in others))  # fmt: skip
     if "margin_grows" in claim:
         algo, other, rows = claim["margin_grows"], claim["over"], list(spec.row_settings())
         missing = [f"{a}/{r}" for a in (algo, other) for r in rows if "mean" not in cells.get((a, r), {})]
         if missing:
-            return "undecided (cells missing or diverged: " + ", ".join(missing) + ")"
+            return undecided(text, missing)
         margins = [cells[(algo, r)]["mean"] - cells[(other, r)]["mean"] for r in rows]
-        holds = all(b > a for a, b in zip(margins[:-1], margins[1:], strict=True))
-        return f"{'holds' if holds else 'does not hold'}: {algo} - {other}: " + ", ".join(
-            f"{r} {m:+.1f}" for r, m in zip(rows, margins, strict=True)
-        )
+        return Verdict(text, all(b > a for a, b in zip(margins[:-1], margins[1:], strict=True)),
+                       f"{algo} - {other}: " + ", ".join(f"{r} {m:+.1f}" for r, m in zip(rows, margins, strict=True)))  # fmt: skip
     if "no_dip" in claim:
         algo = claim["no_dip"]
         dips = _dips(spec, cells, algo)
         if dips is None:
-            return f"undecided ({algo} has no offline-to-online cell in every row)"
+            return Verdict(text, None, f"{algo} has no offline-to-online cell in every row")
         offline_std = [float(np.std(cells[(algo, r)]["switch"]["offline"])) for r in spec.row_settings()]
         drops = [f"{r} {d.mean():+.1f} (std {s:.1f})" for r, d, s in zip(spec.row_settings(), dips, offline_std, strict=True)]
-        holds = all(d.mean() >= -s for d, s in zip(dips, offline_std, strict=True))
-        return f"{'holds' if holds else 'does not hold'}: {algo}'s dip relative to its offline score: " + ", ".join(drops)
+        return Verdict(text, all(d.mean() >= -s for d, s in zip(dips, offline_std, strict=True)),
+                       f"{algo}'s dip relative to its offline score: " + ", ".join(drops))  # fmt: skip
     if "smaller_dip" in claim:
         first, second = claim["smaller_dip"], claim["than"]
         dips = {a: _dips(spec, cells, a) for a in (first, second)}
         missing = [a for a, d in dips.items() if d is None]
         if missing:
-            return f"undecided (no offline-to-online cells for {', '.join(missing)})"
+            return Verdict(text, None, f"no offline-to-online cells for {', '.join(missing)}")
         mean = {a: float(np.mean([d.mean() for d in dips[a]])) for a in dips}
-        holds = mean[first] > mean[second]  # a dip is negative: the larger value is the smaller dip
-        return f"{'holds' if holds else 'does not hold'}: mean dip {first} {mean[first]:+.1f}, {second} {mean[second]:+.1f}"
+        # A dip is negative: the larger value is the smaller dip.
+        return Verdict(text, mean[first] > mean[second], f"mean dip {first} {mean[first]:+.1f}, {second} {mean[second]:+.1f}")
     among = [a for a in claim["among"] if a in spec.algorithms]
     averages = row_averages(spec, cells, among)
-    if any(v is None for v in averages.values()):
-        return "undecided (cells missing or diverged: " + ", ".join(a for a, v in averages.items() if v is None) + ")"
+    if _missing(averages):
+        return undecided(text, _missing(averages))
     runner_up = max((a for a in among if a != claim["best"]), key=lambda a: averages[a])
-    holds = averages[claim["best"]] > averages[runner_up]
-    return (f"{'holds' if holds else 'does not hold'}: {claim['best']} averages {averages[claim['best']]:.1f}, "
-            f"best other {runner_up} {averages[runner_up]:.1f}")  # fmt: skip
+    return Verdict(text, averages[claim["best"]] > averages[runner_up],
+                   f"{claim['best']} averages {averages[claim['best']]:.1f}, best other {runner_up} {averages[runner_up]:.1f}")  # fmt: skip
 
 
 def check_claims(spec: TableSpec, cells: dict) -> str:
     """State, for each claim of the spec, whether it holds on these cells, with the numbers."""
-    lines = [f"- {claim['claim']}: {_claim_verdict(spec, cells, claim)}" for claim in spec.claims]
-    return ("Paper claims on this run:\n" + "\n".join(lines)) if lines else ""
+    return markdown([_verdict(spec, cells, claim) for claim in spec.claims])
 
 
 def _suite_info(spec: TableSpec) -> dict:

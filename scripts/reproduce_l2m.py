@@ -26,6 +26,7 @@ import envs
 from envs.pathworld import suites
 from jaxrl import continual
 from jaxrl import continual_report as report
+from jaxrl.claims import mean_std
 from jaxrl.config import protocol_config
 
 # The reference's MDDT: 6 layers, 12 heads, width 768, context 5, a pool of 30; steps scaled to what a GPU
@@ -77,7 +78,7 @@ def main(argv=None) -> None:
         print(f"{name}: {cfg.seeds} seeds, {len(cfg.sequence)} tasks x {cfg.steps_per_task} steps")
         results[name] = continual.run_method(name, cfg, agent, env, data, backbone, key)
         m = report.metrics(results[name], cfg.eval_pretrain_tasks)
-        print(f"  final {report.mean_std(m['final'])}, retention {report.mean_std(m['retention'])} "
+        print(f"  final {mean_std(m['final'])}, retention {mean_std(m['retention'])} "
               f"({results[name]['seconds']:.0f} s)")  # fmt: skip
     wall = time.perf_counter() - t0
     write(out, cfg, results, wall, args)

@@ -105,11 +105,11 @@ def test_claims_are_checked_from_the_numbers():
         "flat": fake([1.0, 0.4, 0.2]),
         "monolithic": fake([1.0, 0.45, 0.2]),
     }
-    verdicts = {text[:2]: ok for text, ok, _ in report.claims(methods, splits)}
+    verdicts = {v.claim[:2]: v.holds for v in report.claims(methods, splits)}
     assert verdicts == {"1.": True, "2.": True, "3.": True, "4.": True, "5.": True}
     methods["monolithic"] = fake([1.0, 0.6, 0.5])  # off-domain actions now help the monolithic policy by 0.25
     methods["hamster-overlay"] = fake([0.9, 0.8, 0.8], 0.05)  # the overlay drops less under the camera warp
-    verdicts = {text[:2]: ok for text, ok, _ in report.claims(methods, splits)}
+    verdicts = {v.claim[:2]: v.holds for v in report.claims(methods, splits)}
     assert not verdicts["2."] and not verdicts["4."] and verdicts["1."]
     table = report.metric_table(methods, splits, "success")
     assert "| HAMSTER (channels) | 0.90 ± 0.00 | 0.80 ± 0.00 | 0.70 ± 0.00 | **0.75 ± 0.00** |" in table

@@ -328,7 +328,7 @@ def test_continual_metrics_by_hand():
     np.testing.assert_allclose(m["earlier_kept"], [(0.3 + 0.6) / (0.9 + 0.7)])
     np.testing.assert_allclose(m["own_entry"], [(0.75 + 1.0 + 0.5) / 3])
     np.testing.assert_allclose(m["distinct_entries"], [1.0])
-    verdicts = dict((c[:3], ok) for c, ok, _ in report.claims({"full-ft": result, "l2m": result}, 2))
+    verdicts = {v.claim[:3]: v.holds for v in report.claims({"full-ft": result, "l2m": result}, 2)}
     assert verdicts["(1)"] is True and verdicts["(2)"] is False and verdicts["(4)"] is True
     assert "(3)" not in verdicts and "(5)" not in verdicts  # their comparators were not run
     assert "| Full FT | 0.63 ± 0.00 | 0.35 ± 0.00 |" in report.results_table({"full-ft": result}, 2)

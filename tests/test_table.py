@@ -60,11 +60,11 @@ def _cells(iql, riql):
 
 def test_claims_and_average(tmp_path):
     spec = _load(tmp_path)
-    assert "holds: riql averages 15.0, best other iql 10.0" in check_claims(spec, _cells([0, 20], [10, 20]))
-    assert "does not hold" in check_claims(spec, _cells([30, 20], [10, 20]))
+    assert "**holds** (riql averages 15.0, best other iql 10.0)" in check_claims(spec, _cells([0, 20], [10, 20]))
+    assert "**does NOT hold**" in check_claims(spec, _cells([30, 20], [10, 20]))
     cells = _cells([30, 20], [10, 20])
     cells[("riql", "rew")] = {"diverged": "nan"}
-    assert "undecided" in check_claims(spec, cells)
+    assert "**undecided** (cells missing or diverged: riql)" in check_claims(spec, cells)
     table = format_table(spec, cells, ["iql", "riql"])
     assert "| rew | **20.0 +- 0.0** | diverged |" in table and "| average | **25.0** | - |" in table
 
@@ -74,11 +74,11 @@ def test_beats_each_and_growing_margin_claims(tmp_path):
     grows = {"claim": "RIQL's lead grows", "margin_grows": "riql", "over": "iql"}
     spec = _load(tmp_path, {**SPEC, "claims": [beats, grows]})
     verdicts = check_claims(spec, _cells([0, 10], [5, 30])).splitlines()
-    assert "RIQL beats IQL: holds: riql averages 17.5; iql 5.0" in verdicts[1]
-    assert "RIQL's lead grows: holds: riql - iql: obs +5.0, rew +20.0" in verdicts[2]
+    assert "RIQL beats IQL: **holds** (riql averages 17.5; iql 5.0)" in verdicts[1]
+    assert "RIQL's lead grows: **holds** (riql - iql: obs +5.0, rew +20.0)" in verdicts[2]
     verdicts = check_claims(spec, _cells([0, 40], [5, 30])).splitlines()
-    assert "does not hold: riql averages 17.5; iql 20.0" in verdicts[1]
-    assert "does not hold: riql - iql: obs +5.0, rew -10.0" in verdicts[2]
+    assert "**does NOT hold** (riql averages 17.5; iql 20.0)" in verdicts[1]
+    assert "**does NOT hold** (riql - iql: obs +5.0, rew -10.0)" in verdicts[2]
     cells = _cells([0, 10], [5, 30])
     del cells[("iql", "rew")]
     assert all("undecided" in line for line in check_claims(spec, cells).splitlines()[1:])
@@ -103,7 +103,7 @@ def test_finished_cells_are_reused_only_under_the_same_settings(tmp_path, monkey
     edited = _load(tmp_path, {**SPEC, "algorithms": {**SPEC["algorithms"], "iql": {"agent": {"hidden_dims": [16, 16]}}}})
     table = run_table(edited, out, log=lambda *a: None)
     assert calls[4:] == [("iql", ("observations",)), ("iql", ("rewards",))]  # only the edited algorithm reruns
-    assert "2.0 +- 1.0" in table and "RIQL is best: does not hold" in table
+    assert "2.0 +- 1.0" in table and "RIQL is best: **does NOT hold**" in table
 
 
 O2O = {
@@ -155,14 +155,14 @@ def test_offline_to_online_cells_show_the_switch_and_dip_claims(tmp_path):
     )
     claims = check_claims(spec, cells)
     assert (
-        "- Cal-QL has no drop: holds: calql's dip relative to its offline score: medium -0.5 (std 1.0), medium-replay +0.0"
+        "- Cal-QL has no drop: **holds** (calql's dip relative to its offline score: medium -0.5 (std 1.0), medium-replay +0.0 (std 0.0))"
         in claims
     )
-    assert "- Cal-QL dips less than CQL: holds: mean dip calql -0.2, cql -20.0" in claims
+    assert "- Cal-QL dips less than CQL: **holds** (mean dip calql -0.2, cql -20.0)" in claims
     cells[("calql", "medium")] = _switch([50.0, 52.0], [45.0, 47.0], [70.0, 72.0])  # dip -5 > one std
-    assert "Cal-QL has no drop: does not hold" in check_claims(spec, cells)
+    assert "Cal-QL has no drop: **does NOT hold**" in check_claims(spec, cells)
     del cells[("cql", "medium")]
-    assert "Cal-QL dips less than CQL: undecided (no offline-to-online cells for cql)" in check_claims(spec, cells)
+    assert "Cal-QL dips less than CQL: **undecided** (no offline-to-online cells for cql)" in check_claims(spec, cells)
 
 
 TABLE_SPECS = sorted((Path(__file__).parents[1] / "experiments" / "tables").glob("*.yaml"))
