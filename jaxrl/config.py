@@ -23,10 +23,10 @@ import envs
 from jaxrl.agents import AGENTS, ConfigError, make_agent
 from jaxrl.corruption import Corruption
 from jaxrl.data.d4rl import d4rl_env
+from jaxrl.regimes import REGIMES
 from jaxrl.suite import LEVELS
 
 DEFAULT_ENV = "gymnax/Pendulum-v1"
-REGIMES = ("offline", "online", "offline-to-online", "hybrid")
 
 # One CLI subcommand per registered algorithm, with its hyperparameters as flags.
 AgentConfig = Union[
@@ -45,7 +45,7 @@ class TrainConfig:
     """offline: learn from the dataset; online: collect in env and learn from a replay buffer;
     offline-to-online: offline, then online from where the offline phase ended; hybrid: collect in env
     (a simulator: see env_params) and learn from a mix of the dataset and the buffer.
-    Default: the algorithm's usual regime (online for sac, offline for the others)"""
+    Default: the algorithm's usual regime (online for sac, td3 and ppo; hybrid for h2o and darc; offline for the others)"""
     dataset: str = "medium-replay"
     """regimes with data: a level of the generated suite for `env`, or a path to a D4RL-layout .hdf5/.npz file"""
     suite: str = "default"
@@ -136,13 +136,11 @@ class TrainConfig:
 
     @property
     def uses_dataset(self) -> bool:
-        regime = self.resolved_regime
-        return regime != "online" or self.resolved_buffer != "discard"
+        return REGIMES[self.resolved_regime].reads_dataset(self.resolved_buffer)
 
     @property
     def resolved_buffer(self) -> str:
-        default = {"offline-to-online": "keep", "hybrid": "mix"}.get(self.resolved_regime, "discard")
-        return self.buffer or default
+        return self.buffer or (REGIMES[self.resolved_regime].buffers or ("discard",))[0]
 
     @property
     def eval_params(self) -> tuple[str, ...]:
@@ -152,7 +150,7 @@ class TrainConfig:
         if self.run_dir:
             return Path(self.run_dir)
         source = Path(self.dataset).stem if self.uses_dataset else "online"
-        suffix = {"offline-to-online": "-o2o", "hybrid": "-hybrid"}.get(self.resolved_regime, "")
+        suffix = REGIMES[self.resolved_regime].run_dir_suffix
         return Path("runs") / f"{self.agent.name}-{self.env.split('/')[-1]}-{source}{suffix}"
 
     def validate(self) -> "TrainConfig":
@@ -182,14 +180,9 @@ class TrainConfig:
         regime = self.resolved_regime
         if regime not in REGIMES:
             raise ConfigError(f"unknown regime {regime!r}; regimes: {', '.join(REGIMES)}")
-        if regime != "offline" and self.agent.offline_only:
-            raise ConfigError(f"{self.agent.name} cannot run the {regime} regime: {self.agent.offline_only}")
-        if self.agent.hybrid_only and regime != "hybrid":
-            raise ConfigError(f"{self.agent.name} cannot run the {regime} regime: {self.agent.hybrid_only}")
-        if self.agent.on_policy and regime != "online":
-            raise ConfigError(
-                f"{self.agent.name} learns on-policy from its own rollouts, so only in the online regime, not {regime}"
-            )
+        refusal = REGIMES[regime].check(self.agent)
+        if refusal:
+            raise ConfigError(f"{self.agent.name} cannot run the {regime} regime: {refusal}")
         if regime == "offline-to-online":
             if not isinstance(self.online_steps, int) or self.online_steps <= 0 or self.online_steps % self.chunk_steps:
                 raise ConfigError(
@@ -197,20 +190,21 @@ class TrainConfig:
                 )
         elif self.online_steps:
             raise ConfigError(f"online_steps is the online phase of offline-to-online; the {regime} regime counts steps only")
-        if regime != "offline" and not self.agent.on_policy:
+        if REGIMES[regime].online and not self.agent.on_policy:
             env_steps = self.online_steps if regime == "offline-to-online" else self.steps
             if self.learning_starts >= env_steps:
                 raise ConfigError(
                     f"learning_starts ({self.learning_starts}) is not below the online phase's {env_steps} env steps, "
                     "so it would make no update; lower learning_starts or give more steps"
                 )
-        if regime == "offline" and self.online_hparams:
-            raise ConfigError("online_hparams set an online phase; the offline regime has none")
-        if regime == "offline" and self.buffer is not None:
-            raise ConfigError("buffer is a setting of an online phase; the offline regime has none")
-        if regime == "hybrid" and self.resolved_buffer != "mix":
+        buffers = REGIMES[regime].buffers
+        if not buffers and self.online_hparams:
+            raise ConfigError(f"online_hparams set an online phase; the {regime} regime has none")
+        if not buffers and self.buffer is not None:
+            raise ConfigError(f"buffer is a setting of an online phase; the {regime} regime has none")
+        if buffers and self.resolved_buffer not in buffers:
             raise ConfigError(
-                f"hybrid learns from a mix of the dataset and the simulator's buffer (buffer=mix), got buffer={self.buffer}"
+                f"the {regime} regime takes buffer={' or '.join(buffers)} ({REGIMES[regime].description}), got buffer={self.buffer}"
             )
         if not 0.0 <= self.offline_fraction <= 1.0:
             raise ConfigError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")

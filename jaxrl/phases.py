@@ -1,8 +1,13 @@
 """The phases a training run is made of, as pure per-member functions (the trainer vmaps them).
 
-A phase has a spec (what to run), a `start` that turns the previous phase's state (or nothing, or a
-warm-started agent) into this phase's state, and a `chunk` that runs many steps of it inside one
-`lax.scan`. Three phases cover every regime:
+A phase is a frozen dataclass (what to run) with a unique `name` and four methods, so the trainer
+builds any sequence of them without knowing their kinds:
+    validate(agents, env, dataset) -> the agents the phase trains (or ValueError naming the problem)
+    start(env, normalizer, pretrained) -> start(agent, key, agent state or None, data) -> phase state
+    chunk(env, first_update, pretrained) -> chunk(agent, state, index, data) -> (state, metrics): one `lax.scan`
+    updates(agents) -> how many gradient updates the phase makes (later phases continue the count)
+`reads_view` says whether it learns from the agent's training view of the dataset. Three phases
+cover every regime:
 - `Offline`: `learn` from the dataset;
 - `Online`: `collect` transitions in N environments, then `learn` from the replay buffer, or from a
   `Mix` of the dataset and the buffer;
@@ -55,6 +60,23 @@ class Offline:
     chunk_steps: int
     batch_size: int
     name: ClassVar[str] = "offline"
+    reads_view: ClassVar[bool] = True
+
+    def validate(self, agents, env, dataset):
+        if agents.on_policy:
+            raise ValueError(f"{agents.name} learns on-policy from its own rollouts, not from a dataset")
+        if dataset is None:
+            raise ValueError("an offline phase needs a dataset")
+        return agents
+
+    def start(self, env, normalizer: Normalizer, pretrained: bool):
+        return offline_start(self, normalizer)
+
+    def chunk(self, env, first_update: int, pretrained: bool):
+        return offline_chunk(self, first_update)
+
+    def updates(self, agents) -> int:
+        return self.steps
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,7 @@ class Online:
     offline_fraction: float = 0.5
     agents: Any = None
     name: ClassVar[str] = "online"
+    reads_view: ClassVar[bool] = False
 
     @property
     def iterations_per_chunk(self) -> int:
@@ -90,7 +113,9 @@ class Online:
     def updates_per_iteration(self) -> int:
         return round(self.utd * self.num_envs)
 
-    def validate(self) -> "Online":
+    def validate(self, agents, env, dataset):
+        if agents.on_policy:
+            raise ValueError(f"{agents.name} learns on-policy from rollouts: give it an OnPolicy phase")
         upi = self.updates_per_iteration
         if self.chunk_steps % self.num_envs or upi < 1 or abs(upi - self.utd * self.num_envs) > 1e-9:
             raise ValueError(
@@ -100,7 +125,26 @@ class Online:
             raise ValueError(f"buffer must be one of {', '.join(BUFFER_POLICIES)}, got {self.buffer!r}")
         if not 0.0 <= self.offline_fraction <= 1.0:
             raise ValueError(f"offline_fraction must be in [0, 1], got {self.offline_fraction}")
-        return self
+        if self.buffer != "discard" and dataset is None:
+            raise ValueError(f"an online phase with buffer {self.buffer!r} needs a dataset")
+        agents = agents if self.agents is None else self.agents
+        if agents.uses_returns_to_go and self.buffer_size < self.num_envs * env.spec.max_episode_steps:
+            # An episode's rows must still be its own when its returns are written back at its end.
+            raise ValueError(
+                f"{agents.name} writes returns-to-go back into the buffer when an episode ends, so buffer_size "
+                f"({self.buffer_size}) must hold num_envs x max_episode_steps ({self.num_envs} x {env.spec.max_episode_steps})"
+            )
+        return agents
+
+    def start(self, env, normalizer: Normalizer, pretrained: bool):
+        return online_start(self, env, normalizer, pretrained)
+
+    def chunk(self, env, first_update: int, pretrained: bool):
+        return online_chunk(self, env, first_update, pretrained)
+
+    def updates(self, agents) -> int:
+        learning_iterations = self.steps // self.num_envs - self.learning_starts // self.num_envs
+        return max(learning_iterations, 0) * self.updates_per_iteration
 
 
 @dataclass(frozen=True)
@@ -114,17 +158,33 @@ class OnPolicy:
     chunk_steps: int
     num_envs: int
     record_envs: int = 0
-    name: ClassVar[str] = "online"
+    name: ClassVar[str] = "on-policy"
+    reads_view: ClassVar[bool] = False
 
-    def validate(self, rollout_length: int) -> "OnPolicy":
-        per_rollout = self.num_envs * rollout_length
+    def validate(self, agents, env, dataset):
+        if not agents.on_policy:
+            raise ValueError(f"{agents.name} learns from batches, not from rollouts: give it an Online phase")
+        agents.check_rollout(self.num_envs)
+        per_rollout = self.num_envs * agents.rollout_length
         if self.chunk_steps % per_rollout:
             raise ValueError(
-                f"chunk_steps ({self.chunk_steps}) must be a multiple of num_envs * rollout_length ({self.num_envs} * {rollout_length})"
+                f"chunk_steps ({self.chunk_steps}) must be a multiple of num_envs * rollout_length ({self.num_envs} * {agents.rollout_length})"
             )
         if not 0 <= self.record_envs <= self.num_envs:
             raise ValueError(f"record_envs must be in [0, num_envs={self.num_envs}], got {self.record_envs}")
-        return self
+        return agents
+
+    def start(self, env, normalizer: Normalizer, pretrained: bool):
+        return on_policy_start(self, env, normalizer, pretrained)
+
+    def chunk(self, env, first_update: int, pretrained: bool):
+        return on_policy_chunk(self, env)
+
+    def updates(self, agents) -> int:
+        return self.steps // (self.num_envs * agents.rollout_length)
+
+
+Phase = Offline | Online | OnPolicy  # or any class with the same name, reads_view and four methods
 
 
 def mean_metrics(metrics: dict) -> dict:

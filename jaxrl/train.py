@@ -33,7 +33,7 @@ from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, pars
 from jaxrl.corruption import corrupt
 from jaxrl.data import Normalizer, load_dataset
 from jaxrl.data.d4rl import d4rl_scores, d4rl_task
-from jaxrl.phases import Offline, Online, OnPolicy
+from jaxrl.regimes import REGIMES
 from jaxrl.reporting import BASELINES, baselines_line
 from jaxrl.returns import dataset_returns_to_go
 from jaxrl.run_dir import RunDir
@@ -182,31 +182,16 @@ class Built:
 
 
 def _phases(cfg: TrainConfig, agents, pretrained: bool) -> list:
-    """The regime as phases. An online phase whose agent is pretrained (offline-to-online, or a warm
+    """The regime's phases. An online phase whose agent is pretrained (offline-to-online, or a warm
     start) trains with `agent.for_online()` and the config's `online_hparams`."""
-    regime = cfg.resolved_regime
-    if agents.on_policy:  # config.validate allows it the online regime only
-        return [OnPolicy(cfg.steps, cfg.chunk_steps, cfg.num_envs)]
-    online = dict(
-        chunk_steps=cfg.chunk_steps,
-        batch_size=cfg.batch_size,
-        num_envs=cfg.num_envs,
-        utd=cfg.utd,
-        learning_starts=cfg.learning_starts,
-        buffer_size=cfg.buffer_size,
-        buffer=cfg.resolved_buffer,
-        offline_fraction=cfg.offline_fraction,
-    )
-    offline = Offline(cfg.steps, cfg.chunk_steps, cfg.batch_size)
-    if regime == "offline":
-        return [offline]
-    if regime == "offline-to-online":
-        pretrained = True
+    regime = REGIMES[cfg.resolved_regime]
+    pretrained = pretrained or regime.pretrains
     if cfg.online_hparams and not pretrained:
         raise ConfigError("online_hparams set an online phase that starts pretrained (offline-to-online or init_from)")
-    online_agents = _with_hyperparameters(agents.for_online(), cfg.online_hparams, "online_hparams") if pretrained else None
-    steps = cfg.online_steps if regime == "offline-to-online" else cfg.steps
-    return ([offline] if regime == "offline-to-online" else []) + [Online(steps, agents=online_agents, **online)]
+    online_agents = None
+    if pretrained and regime.online and not agents.on_policy:
+        online_agents = _with_hyperparameters(agents.for_online(), cfg.online_hparams, "online_hparams")
+    return regime.phases(cfg, agents, online_agents)
 
 
 def _agent_and_members(cfg: TrainConfig, env) -> tuple[Agent, dict[str, list[float]], list[dict]]:

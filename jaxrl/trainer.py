@@ -23,19 +23,7 @@ import numpy as np
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data.dataset import Dataset, Normalizer
 from jaxrl.evaluation import evaluate_policy_with_memory, normalized_score
-from jaxrl.phases import (
-    Offline,
-    OfflineState,
-    Online,
-    OnlineState,
-    OnPolicy,
-    offline_chunk,
-    offline_start,
-    on_policy_chunk,
-    on_policy_start,
-    online_chunk,
-    online_start,
-)
+from jaxrl.phases import Offline, OfflineState, Online, OnlineState, OnPolicy, Phase
 from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table, switch_table
 from jaxrl.run_dir import RunDir
 from jaxrl.sharding import member_mesh, replicate, shard_members
@@ -50,7 +38,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class ProgramPhase:
-    spec: Offline | Online | OnPolicy
+    spec: Phase
     first_chunk: int  # global index of the phase's first chunk
     first_step: int  # the run's step count when the phase starts
     start: Callable  # (previous phase's states or None, member keys) -> states
@@ -150,7 +138,7 @@ class WarmStart:
 
 def build_program(
     agents,
-    phases: list[Offline | Online | OnPolicy],
+    phases: list[Phase],
     *,
     normalizer: Normalizer,
     eval_env,
@@ -170,7 +158,7 @@ def build_program(
     mesh = member_mesh(_num_members(agents))
     data = {"view": None, "dataset": None, "collect_params": collect_params, "eval_params": eval_params}
     if dataset is not None:
-        if any(p.name == "offline" for p in phases):
+        if any(p.reads_view for p in phases):
             data["view"] = agents.training_data(dataset)  # e.g. trajectory windows for sequence models
         # What online transitions have, so the dataset can share a buffer or a batch with them.
         data["dataset"] = dataset.replace(next_actions=None)
@@ -180,40 +168,12 @@ def build_program(
     updates = warm_start.updates if warm_start else 0
     for i, spec in enumerate(phases):
         pretrained = i > 0 or warm_start is not None
-        if spec.name == "offline":
-            start, chunk = offline_start(spec, normalizer), offline_chunk(spec, updates)
-            phase_agents = agents
-        elif isinstance(spec, OnPolicy):
-            if not agents.on_policy:
-                raise ValueError(f"{agents.name} learns from batches, not from rollouts: give it an Online phase")
-            agents.check_rollout(spec.num_envs)
-            spec.validate(agents.rollout_length)
-            start, chunk = on_policy_start(spec, env, normalizer, pretrained), on_policy_chunk(spec, env)
-            phase_agents = agents
-        else:
-            if agents.on_policy:
-                raise ValueError(f"{agents.name} learns on-policy from rollouts: give it an OnPolicy phase")
-            spec.validate()
-            if spec.buffer != "discard" and dataset is None:
-                raise ValueError(f"an online phase with buffer {spec.buffer!r} needs a dataset")
-            phase_agents = agents if spec.agents is None else spec.agents
-            if phase_agents.uses_returns_to_go and spec.buffer_size < spec.num_envs * env.spec.max_episode_steps:
-                # An episode's rows must still be its own when its returns are written back at its end.
-                raise ValueError(
-                    f"{phase_agents.name} writes returns-to-go back into the buffer when an episode ends, so buffer_size "
-                    f"({spec.buffer_size}) must hold num_envs x max_episode_steps ({spec.num_envs} x {env.spec.max_episode_steps})"
-                )
-            start, chunk = online_start(spec, env, normalizer, pretrained), online_chunk(spec, env, updates, pretrained)
+        phase_agents = spec.validate(agents, env, dataset)
+        start, chunk = spec.start(env, normalizer, pretrained), spec.chunk(env, updates, pretrained)
         compiled.append(_compile_phase(spec, phase_agents, start, chunk, data, first_chunk, first_step, i, warm_start))
         first_chunk += spec.steps // spec.chunk_steps
         first_step += spec.steps
-        if spec.name == "offline":
-            updates += spec.steps
-        elif isinstance(spec, OnPolicy):
-            updates += spec.steps // (spec.num_envs * agents.rollout_length)
-        else:
-            learning_iterations = spec.steps // spec.num_envs - spec.learning_starts // spec.num_envs
-            updates += max(learning_iterations, 0) * spec.updates_per_iteration
+        updates += spec.updates(agents)
 
     evaluate = evaluator(eval_env, eval_episodes)
     return Program(

@@ -317,7 +317,10 @@ def test_unknown_env_parameter_lists_the_env_parameters(tmp_path):
         ),
         (dict(agent=IQL(), regime="offline-to-online"), "offline-to-online needs online_steps"),
         (dict(agent=IQL(), online_steps=1000), "online_steps is the online phase of offline-to-online"),
-        (dict(agent=SAC(), regime="hybrid", buffer="discard"), "hybrid learns from a mix"),
+        (
+            dict(agent=SAC(), regime="hybrid", buffer="discard"),
+            r"the hybrid regime takes buffer=mix \(collect in a simulator and learn from a mix",
+        ),
         (dict(agent=IQL(), buffer="keep"), "the offline regime has none"),
         (dict(agent=IQL(), regime="online", offline_fraction=1.5), "offline_fraction must be in"),
         (dict(agent=SAC(), regime="online", buffer="mix", offline_fraction=0.0), "mix with offline_fraction=0 draws no"),
