@@ -22,7 +22,8 @@ import numpy as np
 
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data.dataset import Dataset, Normalizer
-from jaxrl.evaluation import evaluate_policy_with_memory, normalized_score
+from jaxrl.evaluation import evaluate_policy_with_memory
+from jaxrl.hooks import Checkpoints, ChunkEnd, Evaluation, Progress, Rows, timed
 from jaxrl.phases import Offline, OfflineState, Online, OnlineState, OnPolicy, Phase
 from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table, switch_table
 from jaxrl.run_dir import RunDir
@@ -297,8 +298,6 @@ def run(
     latest checkpoint (a program longer than the checkpointed run extends it). `stop_after_chunks` ends
     the call early (as if killed) after that many chunks of this call.
     """
-    from tqdm.auto import tqdm
-
     sweep_keys = sweep_keys or []
     keys = member_keys(members)
     num_chunks = program.num_chunks
@@ -311,82 +310,54 @@ def run(
         print(f"no checkpoint in {run_dir.checkpoint_dir}; starting from scratch")
     if states is None:
         states = shard_members(program.init(keys), program.mesh)
-    writer = MetricsWriter(
-        run_dir.path,
-        resume_step=program.step_after(start_chunk - 1) if start_chunk else None,
-        tensorboard_members=members if tensorboard else None,
-    )
-    eval_key = jax.random.PRNGKey(10_000)
-
-    def eval_rows(states, step):
-        returns = np.asarray(program.evaluate(states, jax.random.fold_in(eval_key, step))).mean(axis=1)
-        out = {"eval_return": returns}
-        if ref_scores is not None:
-            out["normalized_score"] = normalized_score(returns, *ref_scores)
-        return out
-
-    def rows_of(step, phase, *columns):
-        return [{"step": step, "phase": phase, "member": m, **member, **{k: float(v[m]) for c in columns for k, v in c.items()}}
-                for m, member in enumerate(members)]  # fmt: skip
-
+    resume_step = program.step_after(start_chunk - 1) if start_chunk else None
+    evaluation = Evaluation(program, ref_scores)
+    rows = Rows(MetricsWriter(run_dir.path, resume_step, members if tensorboard else None), members)
+    checkpoints = Checkpoints(checkpointer, checkpoint_every, start_chunk)
+    hooks = [evaluation, rows, checkpoints, Progress(num_chunks, start_chunk, run_dir.path.name, progress)]
     if start_chunk == 0:  # the untrained policy's score: the start of every learning curve
-        writer.write(rows_of(0, program.phases[0].spec.name, eval_rows(states, 0)))
-    bar = tqdm(total=num_chunks, initial=start_chunk, disable=not progress, desc=run_dir.path.name, unit="chunk")
-    last_saved = start_chunk if start_chunk else None
-    final_rows: list[dict] = []
+        rows.write(rows.of(0, program.phases[0].spec.name, evaluation.columns(states, 0)))
     t0 = time.perf_counter()
-    chunks_done = 0
-    for c in range(start_chunk, num_chunks):
-        phase = program.phase_of(c)
-        states = program.enter(states, c, keys)
-        new_states, metrics = program.chunk(states, c)
-        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
-        step = program.step_after(c)
-        try:
-            _check_finite(metrics, step, members)
-        except TrainingDiverged as err:
-            good_step = program.step_after(c - 1) if c > 0 else 0
-            if c > 0 and last_saved != c:
-                checkpointer.save(good_step, states)
-            checkpointer.wait()
-            where = f"{run_dir.checkpoint_dir} at step {good_step}" if c > 0 else "nowhere (it diverged in the first chunk)"
-            raise TrainingDiverged(f"training diverged: {err}. The last good state is saved in {where}.") from None
-        states = new_states
-        is_last = c + 1 == num_chunks
-        phase_edge = c + 1 == phase.first_chunk + phase.num_chunks or (c == phase.first_chunk and c > 0)
-        evals = eval_rows(states, step) if (c + 1) % eval_every == 0 or is_last or phase_edge else {}
-        rows = rows_of(step, phase.spec.name, metrics, evals)
-        writer.write(rows)
-        if is_last:
-            final_rows = rows
-        if (c + 1) % checkpoint_every == 0 or is_last:
-            checkpointer.save(step, states)
-            last_saved = c + 1
-        if evals:
-            score = evals.get("normalized_score", evals["eval_return"])
-            bar.set_postfix({"score" if "normalized_score" in evals else "return": f"{np.mean(score):.1f}"})
-        bar.update(1)
-        chunks_done += 1
-        if stop_after_chunks is not None and chunks_done >= stop_after_chunks:
-            break
-    bar.close()
-    writer.close()
-    checkpointer.wait()
-    checkpointer.close()
+    try:
+        for c in range(start_chunk, min(num_chunks, start_chunk + (stop_after_chunks or num_chunks))):
+            phase = program.phase_of(c)
+            states = program.enter(states, c, keys)
+            new_states, metrics, seconds = timed(program.chunk, states, c)
+            step = program.step_after(c)
+            try:
+                _check_finite(metrics, step, members)
+            except TrainingDiverged as err:
+                if c == 0:
+                    raise TrainingDiverged(
+                        f"training diverged: {err}. It diverged in the first chunk, so no state is saved."
+                    ) from None
+                checkpoints.keep(c, program.step_after(c - 1), states)
+                raise TrainingDiverged(
+                    f"training diverged: {err}. The last good state is saved in {run_dir.checkpoint_dir} at step {program.step_after(c - 1)}."
+                ) from None
+            states = new_states
+            last = c + 1 == num_chunks
+            edge = c + 1 == phase.first_chunk + phase.num_chunks or (c == phase.first_chunk and c > 0)
+            end = ChunkEnd(c, step, phase.spec.name, states, metrics, (c + 1) % eval_every == 0 or last or edge, last,
+                           seconds, phase.spec.chunk_steps)  # fmt: skip
+            for hook in hooks:
+                hook.after_chunk(end)
+    finally:
+        for hook in hooks:
+            hook.close()
     elapsed = time.perf_counter() - t0
     metric = "normalized_score" if ref_scores is not None else "eval_return"
     finished_before = start_chunk == num_chunks  # a finished run resumed as it was: report, rewrite nothing
-    if finished_before:
-        last = program.step_after(num_chunks - 1)
-        final_rows = [r for r in writer.rows if r["step"] == last and "eval_return" in r][-len(members) :]
+    last_step = program.step_after(num_chunks - 1)
+    final_rows = [r for r in rows.writer.rows if r["step"] == last_step and "eval_return" in r][-len(members) :]
     table = ""
     if final_rows:
         table = results_table(final_rows, sweep_keys, metric) + (f"\n\n{notes}" if notes else "")
         switches = {p.first_step: p.spec.steps for p in program.phases[1:]}
         for switch, online_steps in switches.items():
-            table += "\n\n" + switch_table(writer.rows, sweep_keys, metric, switch, online_steps)
+            table += "\n\n" + switch_table(rows.writer.rows, sweep_keys, metric, switch, online_steps)
         if not finished_before:
             (run_dir.path / "results.md").write_text(table + f"\n\nwall time of training loop: {elapsed:.1f} s\n")
-            plot_learning_curves(writer.rows, run_dir.path / "curve.png", metric, sweep_keys, title=run_dir.path.name,
+            plot_learning_curves(rows.writer.rows, run_dir.path / "curve.png", metric, sweep_keys, title=run_dir.path.name,
                                  marks=list(switches))  # fmt: skip
     return RunResult(states, final_rows, table, run_dir.path)
