@@ -110,7 +110,8 @@ class TrainConfig:
     run_dir: str | None = None
     """where checkpoints, metrics, the plot and the table go (default runs/<algo>-<env>-<dataset>)"""
     resume: bool = False
-    """continue from the latest checkpoint in run_dir"""
+    """continue the run in run_dir from its latest checkpoint; a larger steps (online_steps for
+    offline-to-online) extends a finished run. `--resume RUN_DIR` alone reads the run's config.json"""
     overwrite: bool = False
     """delete an existing run in run_dir and start again"""
     progress: bool = True

@@ -393,6 +393,13 @@ def _merge_repeated_lists(argv: list[str]) -> list[str]:
     return [token for item in out for token in (item if isinstance(item, list) else [item])]
 
 
+CLI_DESCRIPTION = """Train an agent in any regime; all seeds and sweep members in one compiled program.
+
+Two options come before the others and set their defaults: `--config FILE.yaml` (an experiment spec,
+see experiments/*.yaml) and `--resume RUN_DIR` (the run's recorded config.json: continue a killed run,
+or extend a finished one with a larger --steps). Flags given after them override what they set."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI entry; `--config experiments/X.yaml` loads a spec whose values later flags override."""
     import sys
@@ -420,7 +427,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {err}") from None
     argv = _merge_repeated_lists(argv)
     cfg = tyro.cli(
-        TrainConfig, args=argv, default=default, config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs)
+        TrainConfig,
+        args=argv,
+        default=default,
+        prog="python -m jaxrl.train",
+        description=CLI_DESCRIPTION,
+        config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs),
     )
     print(
         f"jaxrl: {cfg.agent.name} on {cfg.env}"

@@ -359,6 +359,8 @@ def test_cli_help_lists_algorithms(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "iql" in out and "sac" in out and "--sweep" in out
+    # the two options handled before tyro, and a usage line a user can type
+    assert "--config FILE.yaml" in out and "--resume RUN_DIR" in out and "usage: python -m jaxrl.train" in out
 
 
 @pytest.mark.numerics
