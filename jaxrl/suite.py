@@ -34,12 +34,13 @@ try:
 except ImportError:
     fcntl = None
 from jaxrl.agents import AGENTS
+from jaxrl.data.d4rl import D4RL_LEVELS
 from jaxrl.data.dataset import Dataset
 from jaxrl.data.io import data_dir, load_dataset, save_dataset
 from jaxrl.evaluation import evaluate_policy
 from jaxrl.trainer import build_on_policy_program, build_online_program
 
-LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "full-replay")
+LEVELS = D4RL_LEVELS  # a suite generates D4RL's levels, under D4RL's names
 SUITE_FORMAT = 3  # bump when generation changes, so stale caches are rebuilt (3: brax envs on MuJoCo physics, mjx)
 GENERATORS = ("sac", "ppo", "scripted")
 

@@ -165,3 +165,12 @@ def test_envs_import_nothing_of_jaxrl():
         if dep.split(".")[0] == "jaxrl"
     ]
     assert not problems, "\n".join(problems)
+
+
+def test_the_config_describes_a_run_without_reaching_what_runs_it():
+    """`jaxrl.config` is data plus validation: it must not import the trainer, the suite generator (which
+    trains agents) or the CLI module, so reading a config can never start training."""
+    graph = import_graph()
+    runners = ("jaxrl.trainer", "jaxrl.suite", "jaxrl.train")
+    chain = _path(graph, "jaxrl.config", lambda name: name in runners)
+    assert chain is None, "jaxrl.config reaches " + _describe(graph, chain)
