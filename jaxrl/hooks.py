@@ -7,12 +7,15 @@ object with `after_chunk(end)` and `close()`; a new one (a W&B logger, an early 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+from flax import serialization
 
 from jaxrl.evaluation import normalized_score
 from jaxrl.reporting import MetricsWriter
@@ -101,6 +104,33 @@ class Checkpoints:
     def close(self) -> None:
         self.checkpointer.wait()
         self.checkpointer.close()
+
+
+class AgentSnapshots:
+    """Keeps member 0's agent state after every chunk as `directory/<chunk>.msgpack` (written atomically),
+    so a killed run that needs every snapshot (a dataset suite's generator) resumes with them."""
+
+    def __init__(self, directory: Path, log=None):
+        self.directory, self.log = Path(directory), log
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def after_chunk(self, end: ChunkEnd) -> None:
+        agent = jax.tree.map(lambda x: np.asarray(x[0]), end.states.agent)
+        tmp = self.directory / f"{end.index}.msgpack.tmp"
+        tmp.write_bytes(serialization.to_bytes(agent))
+        os.replace(tmp, self.directory / f"{end.index}.msgpack")
+        if self.log is not None:
+            self.log(end)
+
+    def load(self, count: int, template) -> list:
+        """The snapshots of chunks 0..count-1, into the structure of `template` (one member's agent state)."""
+        missing = [c for c in range(count) if not (self.directory / f"{c}.msgpack").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{self.directory}: no snapshot of chunk(s) {missing}")
+        return [serialization.from_bytes(template, (self.directory / f"{c}.msgpack").read_bytes()) for c in range(count)]
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass

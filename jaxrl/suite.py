@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,11 +34,14 @@ try:
     import fcntl
 except ImportError:
     fcntl = None
-from jaxrl.agents import AGENTS
+from jaxrl import trainer
+from jaxrl.agents import AGENTS, ConfigError
 from jaxrl.data.d4rl import D4RL_LEVELS
 from jaxrl.data.dataset import Dataset
 from jaxrl.data.io import data_dir, load_dataset, save_dataset
 from jaxrl.evaluation import evaluate_policy
+from jaxrl.hooks import AgentSnapshots
+from jaxrl.run_dir import RunDir
 from jaxrl.trainer import build_on_policy_program, build_online_program
 
 LEVELS = D4RL_LEVELS  # a suite generates D4RL's levels, under D4RL's names
@@ -260,7 +264,7 @@ def _generating_program(env, prof: SuiteProfile):
     else:
         program = build_online_program(agents, env, chunk_steps=prof.snapshot_every, num_envs=prof.num_envs,
                                        batch_size=prof.batch_size, utd=prof.utd, learning_starts=prof.learning_starts,
-                                       buffer_size=prof.agent_steps, eval_episodes=1)  # fmt: skip
+                                       buffer_size=prof.agent_steps, eval_episodes=1, steps=prof.agent_steps)  # fmt: skip
     return agent, program
 
 
@@ -277,13 +281,17 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
     log = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
     env = envs.make(env_name)
-    if prof.generator == "scripted":
-        datasets, common = _scripted_levels(env, prof, jax.random.PRNGKey(seed))
-    else:
-        datasets, common = _learned_levels(env, prof, jax.random.PRNGKey(seed), log, t0)
     common = {"env": env_name, "profile": profile, "seed": seed, "generator": prof.generator, "format": SUITE_FORMAT,
-              **({"physics": env.spec.physics} if env.spec.physics else {}), **common}  # fmt: skip
-    _write_suite(out, datasets, common, prof, t0)
+              **({"physics": env.spec.physics} if env.spec.physics else {})}  # fmt: skip
+    if prof.generator == "scripted":
+        datasets, levels = _scripted_levels(env, prof, jax.random.PRNGKey(seed))
+    else:
+        datasets, levels = _learned_levels(env, prof, jax.random.PRNGKey(seed), out, common, log, t0)
+    _write_suite(out, datasets, {**common, **levels}, prof, t0)
+    # The generator's run keeps its metrics and learning curve; its checkpoints and snapshots were only
+    # there to resume it.
+    for name in ("checkpoints", "snapshots"):
+        shutil.rmtree(out / "generator" / name, ignore_errors=True)
     log(f"[{env_name}] wrote {len(datasets)} datasets to {out} in {time.perf_counter() - t0:.0f} s")
 
 
@@ -335,23 +343,40 @@ def _scripted_levels(env, prof: SuiteProfile, key):
     return datasets, common
 
 
-def _learned_levels(env, prof: SuiteProfile, key, log, t0):
+def _train_generator(env, prof: SuiteProfile, key, out: Path, common: dict, log, t0):
+    """The generating agent trained by the trainer in `out/generator` (resumed there after a kill, with
+    its snapshots): (agent, the policy state after every `snapshot_every` env steps, its buffer)."""
+    agent, program = _generating_program(env, prof)
+    run_dir, config = RunDir(out / "generator"), {**common, "profile_settings": asdict(prof)}
+    resume = run_dir.path.is_dir()
+    try:
+        run_dir.prepare(config, resume=resume, overwrite=False)
+    except ConfigError:  # a generator of other settings (an older format) was interrupted here: start afresh
+        resume = False
+        run_dir.prepare(config, resume=False, overwrite=True)
+    num_snapshots = program.num_chunks
+
+    # a brax `small` suite trains for up to an hour: say how far it is (the chunk has synced anyway)
+    def say(end):
+        log(f"[{env.spec.name}] snapshot {end.index + 1}/{num_snapshots} at {time.perf_counter() - t0:.0f} s", flush=True)
+
+    snapshots = AgentSnapshots(run_dir.path / "snapshots", say)
+    result = trainer.run(program, [{"seed": common["seed"]}], run_dir, keys=key[None], eval_every=num_snapshots,
+                         checkpoint_every=1, resume=resume, progress=False, hooks=(snapshots,))  # fmt: skip
+    template = jax.tree.map(lambda x: x[0], result.states.agent)
+    policies = snapshots.load(num_snapshots, template)
+    buffer = jax.tree.map(lambda x: x[0], result.states.buffer)
+    log(f"[{env.spec.name}] trained the generating {agent.name} for {prof.agent_steps} steps ({time.perf_counter() - t0:.0f} s)")
+    return agent, policies, buffer
+
+
+def _learned_levels(env, prof: SuiteProfile, key, out: Path, common: dict, log, t0):
     """Every level from an online agent trained for the profile's budget (SAC or PPO)."""
     env_name = env.spec.name
     agent_key, eval_key, collect_key = jax.random.split(key, 3)
 
     # 1. Train the generating agent, snapshotting its policy; the buffer keeps what it collected.
-    agent, program = _generating_program(env, prof)
-    state = program.init(agent_key[None])
-    snapshots = []
-    num_snapshots = prof.agent_steps // prof.snapshot_every
-    for c in range(num_snapshots):
-        state, _ = program.chunk(state, c)
-        snapshots.append(jax.tree.map(lambda x: x[0], state.agent))
-        # a brax `small` suite trains for up to half an hour: say how far it is (the chunk has synced anyway)
-        log(f"[{env_name}] snapshot {c + 1}/{num_snapshots} at {time.perf_counter() - t0:.0f} s", flush=True)
-    buffer = jax.tree.map(lambda x: x[0], state.buffer)
-    log(f"[{env_name}] trained the generating {agent.name} for {prof.agent_steps} steps ({time.perf_counter() - t0:.0f} s)")
+    agent, snapshots, buffer = _train_generator(env, prof, agent_key, out, common, log, t0)
 
     # 2. Score every snapshot and the random policy.
     def policy_of(agent_state, deterministic):

@@ -224,11 +224,13 @@ def build_online_program(
     learning_starts: int,
     buffer_size: int,
     eval_episodes: int,
+    steps: int | None = None,
 ) -> Program:
     """Online training from scratch, one phase: each iteration steps `num_envs` environments, stores the
     transitions, then makes `utd * num_envs` updates (none before `learning_starts` env steps, when
-    actions are uniform). `chunk_steps` counts environment steps over all envs."""
-    spec = Online(chunk_steps, chunk_steps, batch_size, num_envs, utd, learning_starts, buffer_size)
+    actions are uniform). `chunk_steps` counts environment steps over all envs; `steps` the phase's (default: one
+    chunk; the chunks run on for any index when a caller drives them)."""
+    spec = Online(steps or chunk_steps, chunk_steps, batch_size, num_envs, utd, learning_starts, buffer_size)
     return build_program(agents, [spec], normalizer=Normalizer.identity(env.spec.obs_dim), eval_env=env,
                          eval_episodes=eval_episodes, env=env)  # fmt: skip
 
@@ -288,6 +290,8 @@ def run(
     progress: bool = True,
     tensorboard: bool = False,
     stop_after_chunks: int | None = None,
+    keys=None,
+    hooks: tuple = (),
 ) -> RunResult:
     """Drive `program` through all its chunks; `members[i]` describes member i (seed, hyperparameters).
 
@@ -296,10 +300,11 @@ def run(
     event files in tensorboard/<member>/ (flushed every chunk). Every phase's last chunk is evaluated,
     and so is the first chunk of a phase that follows another. With `resume`, it continues from the
     latest checkpoint (a program longer than the checkpointed run extends it). `stop_after_chunks` ends
-    the call early (as if killed) after that many chunks of this call.
+    the call early (as if killed) after that many chunks of this call. `keys`: the members' PRNG keys
+    (default: from their seeds); `hooks` run after evaluation and logging, before the checkpoint.
     """
     sweep_keys = sweep_keys or []
-    keys = member_keys(members)
+    keys = member_keys(members) if keys is None else keys
     num_chunks = program.num_chunks
     checkpointer = run_dir.checkpointer()
     start_chunk, states = 0, None
@@ -314,7 +319,9 @@ def run(
     evaluation = Evaluation(program, ref_scores)
     rows = Rows(MetricsWriter(run_dir.path, resume_step, members if tensorboard else None), members)
     checkpoints = Checkpoints(checkpointer, checkpoint_every, start_chunk)
-    hooks = [evaluation, rows, checkpoints, Progress(num_chunks, start_chunk, run_dir.path.name, progress)]
+    # What a chunk leaves behind (rows, a caller's files) is written before the checkpoint that marks the
+    # chunk done: a run killed in between redoes the chunk and rewrites them the same.
+    hooks = [evaluation, rows, *hooks, checkpoints, Progress(num_chunks, start_chunk, run_dir.path.name, progress)]
     if start_chunk == 0:  # the untrained policy's score: the start of every learning curve
         rows.write(rows.of(0, program.phases[0].spec.name, evaluation.columns(states, 0)))
     t0 = time.perf_counter()

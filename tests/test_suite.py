@@ -64,11 +64,16 @@ def _assert_rows_chain_within_episodes(data):
     assert chained[~ends[:-1]].all()
 
 
-def test_ppo_generated_suite(tmp_path):
+@pytest.fixture(scope="module")
+def ppo_suite(tmp_path_factory):
+    return generate_suite("gymnax/Pendulum-v1", "smoke-ppo", seed=0, root=tmp_path_factory.mktemp("ppo"), verbose=False)
+
+
+def test_ppo_generated_suite(ppo_suite):
     """A PPO suite: the generator is recorded, and the replay levels are the recorded envs' rollouts in
     time order, one env after another, every env's last episode closed (Pendulum: 256 steps per env
     make one 200-step episode and a 56-step remainder)."""
-    out = generate_suite("gymnax/Pendulum-v1", "smoke-ppo", seed=0, root=tmp_path, verbose=False)
+    out = ppo_suite
     info = json.loads((out / "suite.json").read_text())
     assert info["generator"] == "ppo" and info["profile_settings"]["record_envs"] == 2 and info["machine"]
     assert len(info["snapshot_returns"]) == 4  # 4,096 env steps, a snapshot every 1,024
@@ -82,8 +87,39 @@ def test_ppo_generated_suite(tmp_path):
     np.testing.assert_array_equal(np.asarray(medium_replay.observations[:per_env]), np.asarray(full.observations[:per_env]))
     expert, _ = load_dataset(out / "expert.hdf5")
     assert expert.size == 2_000 and np.abs(np.asarray(expert.actions)).max() <= 1.0
-    # Deterministic given the seed: a second generation elsewhere writes the same rows.
-    assert_same_rows(out, generate_suite("gymnax/Pendulum-v1", "smoke-ppo", seed=0, root=tmp_path / "again", verbose=False))
+    # The generator is trained by the trainer, in out/generator: its metrics and curve stay, and what it
+    # kept to resume from is gone.
+    assert (out / "generator" / "metrics.jsonl").is_file() and (out / "generator" / "curve.png").is_file()
+    assert not (out / "generator" / "checkpoints").exists() and not (out / "generator" / "snapshots").exists()
+
+
+def test_killed_generation_resumes_to_the_same_suite(tmp_path, monkeypatch, ppo_suite):
+    """A generation killed after its second snapshot was written, before that chunk's checkpoint, resumes
+    from the first chunk's checkpoint and writes the rows of one that ran through (the same program on
+    the same machine: bit for bit)."""
+    import jaxrl.hooks
+
+    class Killed(Exception):
+        pass
+
+    keep = jaxrl.hooks.AgentSnapshots.after_chunk
+
+    def killed_after_the_second(self, end):
+        keep(self, end)
+        if end.index == 1:
+            raise Killed
+
+    monkeypatch.setattr(jaxrl.hooks.AgentSnapshots, "after_chunk", killed_after_the_second)
+    with pytest.raises(Killed):
+        generate_suite("gymnax/Pendulum-v1", "smoke-ppo", seed=0, root=tmp_path / "killed", verbose=False)
+    monkeypatch.setattr(jaxrl.hooks.AgentSnapshots, "after_chunk", keep)
+    generator = tmp_path / "killed" / "gymnax_Pendulum-v1" / "smoke-ppo-seed0" / "generator"
+    assert sorted(p.name for p in (generator / "snapshots").iterdir()) == ["0.msgpack", "1.msgpack"]
+    resumed = generate_suite("gymnax/Pendulum-v1", "smoke-ppo", seed=0, root=tmp_path / "killed", verbose=False)
+    through = ppo_suite
+    assert_same_rows(resumed, through)
+    snapshot_returns = [json.loads((d / "suite.json").read_text())["snapshot_returns"] for d in (resumed, through)]
+    assert snapshot_returns[0] == snapshot_returns[1]
 
 
 def test_sac_replay_levels_close_every_env(default_suite):
