@@ -21,10 +21,10 @@ import yaml
 
 import envs
 from jaxrl.agents import AGENTS, ConfigError, make_agent
-from jaxrl.corruption import Corruption
 from jaxrl.data.d4rl import D4RL_LEVELS as LEVELS
 from jaxrl.data.d4rl import d4rl_env
-from jaxrl.regimes import REGIMES
+from jaxrl.engine.regimes import REGIMES
+from jaxrl.protocols.corruption import Corruption
 
 DEFAULT_ENV = "gymnax/Pendulum-v1"
 

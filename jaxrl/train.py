@@ -26,19 +26,19 @@ import tyro
 from flax import struct
 
 import envs
-from jaxrl import trainer
 from jaxrl.agents import AGENTS, Agent, ConfigError
 from jaxrl.agents.base import filled
 from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, parse_assignments
-from jaxrl.corruption import corrupt
 from jaxrl.data import Normalizer, load_dataset
 from jaxrl.data.d4rl import d4rl_scores, d4rl_task
-from jaxrl.regimes import REGIMES
-from jaxrl.reporting import BASELINES, baselines_line
-from jaxrl.returns import dataset_returns_to_go
-from jaxrl.run_dir import RunDir
-from jaxrl.suite import LEVELS, load_level, suite_dir
-from jaxrl.sweep import make_members, member_keys, parse_sweep, stack_agents
+from jaxrl.engine import trainer
+from jaxrl.engine.regimes import REGIMES
+from jaxrl.engine.reporting import BASELINES, baselines_line
+from jaxrl.engine.returns import dataset_returns_to_go
+from jaxrl.engine.run_dir import RunDir
+from jaxrl.engine.sweep import make_members, member_keys, parse_sweep, stack_agents
+from jaxrl.protocols.corruption import corrupt
+from jaxrl.protocols.suite import LEVELS, load_level, suite_dir
 
 __all__ = ["TrainConfig", "Built", "build", "train", "LoadedRun", "load_run", "main"]
 

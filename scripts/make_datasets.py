@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from jaxrl.suite import PROFILES, generate_suite
+from jaxrl.protocols.suite import PROFILES, generate_suite
 
 
 def main() -> None:

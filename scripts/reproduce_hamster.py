@@ -21,9 +21,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxrl import hamster
-from jaxrl import hamster_report as report
 from jaxrl.config import protocol_config
+from jaxrl.protocols import hamster
+from jaxrl.protocols import hamster_report as report
 
 # 64 px images, HAMSTER's 300 in-domain demos, ten times the off-domain data, longer training, wider CNN
 FULL = dict(image_size=64, demo_episodes=300, offdomain_paths=300_000, pointing=60_000, offdomain_episodes=4_000,

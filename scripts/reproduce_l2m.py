@@ -24,10 +24,10 @@ import numpy as np
 
 import envs
 from envs.pathworld import suites
-from jaxrl import continual
-from jaxrl import continual_report as report
-from jaxrl.claims import mean_std
 from jaxrl.config import protocol_config
+from jaxrl.protocols import continual
+from jaxrl.protocols import continual_report as report
+from jaxrl.protocols.claims import mean_std
 
 # The reference's MDDT: 6 layers, 12 heads, width 768, context 5, a pool of 30; steps scaled to what a GPU
 # does in a few hours (the paper: 1M pretraining steps, 100k per task).

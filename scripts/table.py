@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 
 from jaxrl.agents import ConfigError
-from jaxrl.table import TableSpec, run_table
+from jaxrl.protocols.table import TableSpec, run_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

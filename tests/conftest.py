@@ -6,7 +6,7 @@ import pytest
 
 import envs
 from jaxrl.data import save_dataset
-from jaxrl.suite import collect
+from jaxrl.protocols.suite import collect
 
 
 def pytest_configure(config):

@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl.buffer import ReplayBuffer
 from jaxrl.data import Dataset
+from jaxrl.engine.buffer import ReplayBuffer
 
 OBS_DIM, ACT_DIM = 2, 1
 

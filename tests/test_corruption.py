@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl import corruption as C
 from jaxrl.agents.base import ConfigError
 from jaxrl.data import Dataset
+from jaxrl.protocols import corruption as C
 from tests.rounding import assert_equal_up_to_rounding
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts", "next_actions")

@@ -13,7 +13,7 @@ import pytest
 
 from jaxrl.agents.dt import DT, DTBatch, trajectory_arrays
 from jaxrl.data import Dataset
-from jaxrl.sweep import make_members, stack_agents
+from jaxrl.engine.sweep import make_members, stack_agents
 from jaxrl.train import TrainConfig, train
 
 SPEC = SimpleNamespace(obs_dim=3, action_dim=2, max_episode_steps=50)

@@ -41,7 +41,7 @@ def test_bad_spec(tmp_path, text, message):
 
 
 def test_table_specs_build_valid_cells(tmp_path):
-    from jaxrl.table import TableSpec, _cell_config
+    from jaxrl.protocols.table import TableSpec, _cell_config
 
     for path in sorted((EXPERIMENTS / "tables").glob("*.yaml")):
         spec = TableSpec.load(path)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import envs
-from jaxrl import losses
-from jaxrl.agents import DARC, H2O, SAC, ConfigError
+from jaxrl.agents import DARC, H2O, SAC, ConfigError, losses
 from jaxrl.data import Dataset
 from jaxrl.train import TrainConfig
 

@@ -15,9 +15,9 @@ from envs.pathworld import paths, suites
 from envs.pathworld.layout import generate
 from envs.pathworld.render import render
 from envs.pathworld.world import TASKS, unpack
-from jaxrl import hamster
-from jaxrl import hamster_report as report
 from jaxrl.agents import ConfigError
+from jaxrl.protocols import hamster
+from jaxrl.protocols import hamster_report as report
 
 TINY = hamster.HamsterConfig(demo_episodes=12, offdomain_paths=48, pointing=16, offdomain_episodes=6, channels=(4, 8),
                              hidden_dims=(32,), batch_size=16, high_steps=30, low_steps=30, eval_episodes=4, seeds=2,

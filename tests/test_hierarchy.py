@@ -10,8 +10,8 @@ import pytest
 
 from envs.pathworld import paths
 from envs.pathworld.world import STATE_DIM
-from jaxrl import hierarchy
-from jaxrl.hierarchy import PathPrediction
+from jaxrl.protocols import hierarchy
+from jaxrl.protocols.hierarchy import PathPrediction
 
 
 def test_instructions_encode_to_tokens_and_bad_ones_are_refused():
@@ -168,7 +168,7 @@ def test_pointing_labels_land_on_the_named_object_in_the_image_under_a_warped_ca
 
 
 def test_the_conv_encoders_patches_compute_a_stride_2_same_convolution():
-    from jaxrl.networks import stride2_patches
+    from jaxrl.agents.networks import stride2_patches
 
     for size in (32, 6):
         x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 5))
@@ -178,7 +178,7 @@ def test_the_conv_encoders_patches_compute_a_stride_2_same_convolution():
 
 
 def test_spatial_softmax_reports_where_each_channel_fires():
-    from jaxrl.networks import spatial_softmax
+    from jaxrl.agents.networks import spatial_softmax
 
     maps = jnp.full((1, 4, 4, 2), -50.0).at[0, 0, 3, 0].set(50.0).at[0, 3, 0, 1].set(50.0)  # top right; bottom left
     np.testing.assert_allclose(spatial_softmax(maps), [[0.875, 0.125, 0.875, 0.125]], atol=1e-6)  # x of each, then y

@@ -11,10 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl import modulation as pool_ops
 from jaxrl.agents import ConfigError
 from jaxrl.agents.dt import DT, Modulation, masked_action_error
-from jaxrl.continual import (
+from jaxrl.data import Dataset
+from jaxrl.protocols import modulation as pool_ops
+from jaxrl.protocols.continual import (
     METHODS,
     PRETRAIN,
     ContinualConfig,
@@ -23,7 +24,6 @@ from jaxrl.continual import (
     load_pretrained,
     save_pretrained,
 )
-from jaxrl.data import Dataset
 
 SPEC = SimpleNamespace(obs_dim=4, action_dim=2, max_episode_steps=20)
 EPISODES, LENGTH = 20, 20  # per task
@@ -308,7 +308,7 @@ def test_a_pretrained_checkpoint_of_another_size_is_refused(tmp_path):
 
 
 def test_continual_metrics_by_hand():
-    from jaxrl import continual_report as report
+    from jaxrl.protocols import continual_report as report
 
     # one seed, 2 pretraining tasks, 3 sequence tasks; rows: before, after T1, after T2, after T3
     success = np.array([[

@@ -1,7 +1,7 @@
 """The import graph of the project's modules: no cycles, and the layers stay in order.
 
 Layers, bottom up: `envs` (imports nothing of jaxrl); `jaxrl.data` (datasets and their files; no agents,
-no training); the agents; the trainer; and what trains (`jaxrl.suite`, `jaxrl.corruption`, `jaxrl.train`,
+no training); the agents; the trainer; and what trains (`jaxrl.protocols.suite`, `jaxrl.protocols.corruption`, `jaxrl.train`,
 ...). Every import counts, at module level or inside a function: a lazy import hides a cycle from
 Python, not from the design.
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("jaxrl", "envs")
-
-# Modules above the data layer: nothing under jaxrl/data/ may import them, directly or through others.
-ABOVE_DATA = ("jaxrl.agents", "jaxrl.trainer", "jaxrl.train", "jaxrl.suite", "jaxrl.corruption")
 
 
 def _modules() -> dict[str, Path]:
@@ -125,7 +124,7 @@ def _describe(graph, chain: list[str]) -> str:
 def test_the_graph_sees_every_kind_of_import():
     graph = import_graph()
     assert "jaxrl.data.dataset" in graph["jaxrl.data"]  # a package's __init__ importing its submodule
-    assert "jaxrl.trainer" in graph["jaxrl.train"]  # `from jaxrl import trainer`: the submodule
+    assert "jaxrl.engine.trainer" in graph["jaxrl.train"]  # `from jaxrl import trainer`: the submodule
     assert "jaxrl.data" in graph["jaxrl.train"]  # `from jaxrl.data import load_dataset`: the package
     assert "jaxrl.agents.base" in graph["jaxrl.agents.dt"]
     assert "envs.gymnax_env" in graph["envs.registry"]  # imported inside a function
@@ -143,16 +142,27 @@ def test_no_import_cycles():
     assert not found, "import cycles between project modules:\n" + "\n".join(described)
 
 
-def test_data_imports_no_agents_and_no_training():
+# Each layer of jaxrl/ and what it must never reach, directly or through others: the engine trains any
+# agent on any data; protocols (suites, corruption, tables, L2M, HAMSTER) and the front end (config,
+# train) are built on it, never the other way round.
+ABOVE = {
+    "jaxrl.data": ("jaxrl.agents", "jaxrl.engine", "jaxrl.protocols", "jaxrl.config", "jaxrl.train"),
+    "jaxrl.agents": ("jaxrl.engine", "jaxrl.protocols", "jaxrl.config", "jaxrl.train"),
+    "jaxrl.engine": ("jaxrl.protocols", "jaxrl.config", "jaxrl.train"),
+}
+
+
+@pytest.mark.parametrize("layer", list(ABOVE))
+def test_a_layer_never_reaches_the_layers_above_it(layer):
     graph = import_graph()
-    above = lambda name: name.startswith(tuple(f"{m}." for m in ABOVE_DATA)) or name in ABOVE_DATA  # noqa: E731
+    above = lambda name: name.startswith(tuple(f"{m}." for m in ABOVE[layer])) or name in ABOVE[layer]  # noqa: E731
     problems = []
     for module in sorted(graph):
-        if module == "jaxrl.data" or module.startswith("jaxrl.data."):
+        if module == layer or module.startswith(layer + "."):
             chain = _path(graph, module, above)
             if chain:
                 problems.append(_describe(graph, chain))
-    assert not problems, "jaxrl/data/ reaches modules above it:\n" + "\n".join(problems)
+    assert not problems, f"{layer} reaches modules above it:\n" + "\n".join(problems)
 
 
 def test_envs_import_nothing_of_jaxrl():
@@ -171,6 +181,6 @@ def test_the_config_describes_a_run_without_reaching_what_runs_it():
     """`jaxrl.config` is data plus validation: it must not import the trainer, the suite generator (which
     trains agents) or the CLI module, so reading a config can never start training."""
     graph = import_graph()
-    runners = ("jaxrl.trainer", "jaxrl.suite", "jaxrl.train")
+    runners = ("jaxrl.engine.trainer", "jaxrl.protocols.suite", "jaxrl.train")
     chain = _path(graph, "jaxrl.config", lambda name: name in runners)
     assert chain is None, "jaxrl.config reaches " + _describe(graph, chain)

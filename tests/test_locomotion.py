@@ -13,8 +13,8 @@ import envs
 from jaxrl.agents import make_agent
 from jaxrl.config import TrainConfig
 from jaxrl.data import load_dataset, save_dataset
-from jaxrl.evaluation import normalized_score
-from jaxrl.suite import collect
+from jaxrl.engine.evaluation import normalized_score
+from jaxrl.protocols.suite import collect
 from jaxrl.train import load_run, train
 
 MEDIUM_REPLAY = Path(__file__).parent / "data" / "hopper_mjx_medium_replay_quarter.npz"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from jaxrl.losses import advantage_weights, expectile_loss, huber_loss, soft_update, td_target
-from jaxrl.networks import CriticEnsemble, gaussian_log_prob, sample_tanh_gaussian
-from jaxrl.optim import cosine_decay
+from jaxrl.agents.losses import advantage_weights, expectile_loss, huber_loss, soft_update, td_target
+from jaxrl.agents.networks import CriticEnsemble, gaussian_log_prob, sample_tanh_gaussian
+from jaxrl.agents.optim import cosine_decay
 
 
 def close(actual, expected, **kw):

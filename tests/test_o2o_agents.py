@@ -10,10 +10,10 @@ import pytest
 import envs
 from jaxrl.agents import CQL, RO2O, SAC, SACN, WSRL, CalQL, ConfigError
 from jaxrl.data import Dataset, load_dataset, save_dataset
-from jaxrl.reporting import MetricsWriter
-from jaxrl.returns import dataset_returns_to_go
-from jaxrl.suite import collect
-from jaxrl.sweep import member_keys
+from jaxrl.engine.reporting import MetricsWriter
+from jaxrl.engine.returns import dataset_returns_to_go
+from jaxrl.engine.sweep import member_keys
+from jaxrl.protocols.suite import collect
 from jaxrl.train import TrainConfig, build, train
 
 TINY = (16, 16)

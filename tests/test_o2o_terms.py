@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 
 from jaxrl.agents import ConfigError
-from jaxrl.buffer import ReplayBuffer
+from jaxrl.agents.losses import (
+    calibrated,
+    linear_schedule,
+    q_smoothness,
+    random_subset_min,
+    symmetric_gaussian_kl,
+    uncertainty_target,
+)
 from jaxrl.data.dataset import Dataset
-from jaxrl.losses import calibrated, linear_schedule, q_smoothness, random_subset_min, symmetric_gaussian_kl, uncertainty_target
-from jaxrl.returns import EpisodeReturns, dataset_returns_to_go
+from jaxrl.engine.buffer import ReplayBuffer
+from jaxrl.engine.returns import EpisodeReturns, dataset_returns_to_go
 
 KEYS = jax.random.split(jax.random.PRNGKey(0), 200)
 

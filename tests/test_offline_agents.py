@@ -5,12 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl import losses
-from jaxrl.agents import AWAC, CQL, EDAC, IQL, SACN, TD3BC, ReBRAC
+from jaxrl.agents import AWAC, CQL, EDAC, IQL, SACN, TD3BC, ReBRAC, losses
 from jaxrl.data import Dataset
 from jaxrl.data.dataset import Normalizer
+from jaxrl.engine.trainer import build_offline_program
 from jaxrl.train import TrainConfig, train
-from jaxrl.trainer import build_offline_program
 from tests.rounding import assert_equal_up_to_rounding
 
 
@@ -230,7 +229,7 @@ def test_learns_on_pendulum(tmp_path, agent, level, normalize_obs, steps, gain):
     cfg = TrainConfig(agent=agent, dataset=level, seeds=1, steps=steps, chunk_steps=1_000, eval_every=steps // 1_000,
                       eval_episodes=10, normalize_obs=normalize_obs, run_dir=str(tmp_path / agent.name), progress=False)  # fmt: skip
     result = train(cfg)
-    from jaxrl.reporting import MetricsWriter
+    from jaxrl.engine.reporting import MetricsWriter
 
     start = [r["normalized_score"] for r in MetricsWriter.read(result.run_dir) if r["step"] == 0][0]
     final = result.final_rows[0]["normalized_score"]

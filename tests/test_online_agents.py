@@ -5,8 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl import losses
-from jaxrl.agents import PPO, TD3, ConfigError
+from jaxrl.agents import PPO, TD3, ConfigError, losses
 from jaxrl.data.dataset import RunningStats
 from jaxrl.train import TrainConfig, train
 

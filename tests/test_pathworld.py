@@ -253,7 +253,7 @@ def test_path_labels_go_from_the_agent_through_the_stages():
     reason="generates a PathWorld suite (39 s)", companion="tests/test_pathworld.py::test_expert_solves_the_pretraining_tasks"
 )
 def test_scripted_suite_levels_with_path_labels(tmp_path):
-    from jaxrl.suite import generate_suite, load_level
+    from jaxrl.protocols.suite import generate_suite, load_level
 
     directory = generate_suite("pathworld/pick-place", "smoke", root=tmp_path, verbose=False)
     levels = {

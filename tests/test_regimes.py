@@ -12,12 +12,12 @@ import pytest
 
 import envs
 from jaxrl.agents import BC, DT, IQL, SAC, CalQL, ConfigError, ReBRAC
-from jaxrl.buffer import ReplayBuffer
-from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import Dataset, Normalizer
-from jaxrl.phases import OnlineState, collect
-from jaxrl.sources import DatasetSource, Mix
-from jaxrl.sweep import member_keys
+from jaxrl.engine.buffer import ReplayBuffer
+from jaxrl.engine.checkpoint import Checkpointer
+from jaxrl.engine.phases import OnlineState, collect
+from jaxrl.engine.sources import DatasetSource, Mix
+from jaxrl.engine.sweep import member_keys
 from jaxrl.train import LoadedRun, TrainConfig, build, load_run, train
 
 TINY = (32, 32)
@@ -171,7 +171,7 @@ def test_run_killed_at_the_switch_or_after_it_resumes_to_the_same_state(tmp_path
             "iql", "--hidden-dims", "32", "32"]  # fmt: skip
     script = textwrap.dedent(f"""
         import os, signal
-        import jaxrl.checkpoint as checkpoint
+        import jaxrl.engine.checkpoint as checkpoint
         save = checkpoint.Checkpointer.save
         def save_then_die(self, step, state):
             save(self, step, state)

@@ -6,7 +6,7 @@ import pytest
 from tensorboardX.proto import event_pb2
 
 from jaxrl.agents import IQL
-from jaxrl.reporting import MetricsWriter
+from jaxrl.engine.reporting import MetricsWriter
 from jaxrl.train import TrainConfig, train
 
 
@@ -73,7 +73,7 @@ def test_tensorboard_runs_per_member_match_metrics(tmp_path, random_pendulum_fil
 
 def test_tables_state_the_do_nothing_and_random_baselines():
     """A generated suite's zero-action and random returns are printed, normalised, beside its tables."""
-    from jaxrl.reporting import baselines_line
+    from jaxrl.engine.reporting import baselines_line
 
     line = baselines_line({"zero_action_return": 130.0, "random_return": 20.0, "ref_min_score": 20.0}, (20.0, 1520.0))
     assert line == (

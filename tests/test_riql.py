@@ -6,10 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl import losses
-from jaxrl.agents import IQL, RIQL
-from jaxrl.corruption import Corruption
+from jaxrl.agents import IQL, RIQL, losses
 from jaxrl.data import Dataset
+from jaxrl.protocols.corruption import Corruption
 from jaxrl.train import TrainConfig, build, train
 
 
@@ -70,7 +69,7 @@ def test_riql_normalizes_observations_by_default(random_pendulum_file):
 
 
 def _final_and_start(cfg):
-    from jaxrl.reporting import MetricsWriter
+    from jaxrl.engine.reporting import MetricsWriter
 
     result = train(cfg)
     start = [r["normalized_score"] for r in MetricsWriter.read(result.run_dir) if r["step"] == 0][0]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxrl.data import load_dataset
-from jaxrl.suite import LEVELS, SuiteProfile, generate_suite, load_level
+from jaxrl.protocols.suite import LEVELS, SuiteProfile, generate_suite, load_level
 
 
 @pytest.fixture(scope="module")
@@ -97,22 +97,22 @@ def test_killed_generation_resumes_to_the_same_suite(tmp_path, monkeypatch, ppo_
     """A generation killed after its second snapshot was written, before that chunk's checkpoint, resumes
     from the first chunk's checkpoint and writes the rows of one that ran through (the same program on
     the same machine: bit for bit)."""
-    import jaxrl.hooks
+    import jaxrl.engine.hooks
 
     class Killed(Exception):
         pass
 
-    keep = jaxrl.hooks.AgentSnapshots.after_chunk
+    keep = jaxrl.engine.hooks.AgentSnapshots.after_chunk
 
     def killed_after_the_second(self, end):
         keep(self, end)
         if end.index == 1:
             raise Killed
 
-    monkeypatch.setattr(jaxrl.hooks.AgentSnapshots, "after_chunk", killed_after_the_second)
+    monkeypatch.setattr(jaxrl.engine.hooks.AgentSnapshots, "after_chunk", killed_after_the_second)
     with pytest.raises(Killed):
         generate_suite("gymnax/Pendulum-v1", "smoke-ppo", seed=0, root=tmp_path / "killed", verbose=False)
-    monkeypatch.setattr(jaxrl.hooks.AgentSnapshots, "after_chunk", keep)
+    monkeypatch.setattr(jaxrl.engine.hooks.AgentSnapshots, "after_chunk", keep)
     generator = tmp_path / "killed" / "gymnax_Pendulum-v1" / "smoke-ppo-seed0" / "generator"
     assert sorted(p.name for p in (generator / "snapshots").iterdir()) == ["0.msgpack", "1.msgpack"]
     resumed = generate_suite("gymnax/Pendulum-v1", "smoke-ppo", seed=0, root=tmp_path / "killed", verbose=False)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from jaxrl.agents import ConfigError
-from jaxrl.table import TableSpec, _cell_config, check_claims, format_table, run_table
+from jaxrl.protocols.table import TableSpec, _cell_config, check_claims, format_table, run_table
 
 SPEC = {
     "name": "t",

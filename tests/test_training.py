@@ -10,11 +10,11 @@ import pytest
 import tyro
 
 from jaxrl.agents import BC, IQL, SAC, ConfigError, make_agent
-from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import Dataset, save_dataset
-from jaxrl.sharding import IdleDevicesWarning, member_mesh
+from jaxrl.engine.checkpoint import Checkpointer
+from jaxrl.engine.sharding import IdleDevicesWarning, member_mesh
+from jaxrl.engine.trainer import TrainingDiverged
 from jaxrl.train import TrainConfig, _merge_repeated_lists, build, load_run, main, train
-from jaxrl.trainer import TrainingDiverged
 from tests.rounding import assert_equal_up_to_rounding
 
 TINY = (32, 32)
@@ -260,7 +260,7 @@ def test_load_run_and_warm_start_need_only_the_run_directory(tmp_path, random_pe
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, random_pendulum_file, monkeypatch):
-    import jaxrl.trainer as trainer
+    import jaxrl.engine.trainer as trainer
 
     build = trainer.build_program
 
@@ -375,7 +375,7 @@ def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_fil
             "--run-dir", str(tmp_path / "killed"), "--no-progress", "iql", "--hidden-dims", "32", "32"]  # fmt: skip
     script = textwrap.dedent(f"""
         import os, signal
-        import jaxrl.checkpoint as checkpoint
+        import jaxrl.engine.checkpoint as checkpoint
         save, saves = checkpoint.Checkpointer.save, []
         def save_then_die(self, step, state):
             save(self, step, state)

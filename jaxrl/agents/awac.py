@@ -12,11 +12,11 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import positive
 from jaxrl.agents.critic import CriticAgent
+from jaxrl.agents.optim import Trainable
 from jaxrl.agents.regression import make_actor, regression_act, weighted_regression_loss
-from jaxrl.optim import Trainable
 
 
 @struct.dataclass

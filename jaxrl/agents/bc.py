@@ -7,8 +7,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxrl.agents.base import Agent, positive, static
+from jaxrl.agents.optim import Trainable
 from jaxrl.agents.regression import make_actor, regression_act, weighted_regression_loss
-from jaxrl.optim import Trainable
 
 
 @struct.dataclass

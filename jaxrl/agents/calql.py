@@ -6,7 +6,7 @@ behaviour policy is known to earn. The uniform random actions are not floored, a
 
 from __future__ import annotations
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.cql import CQL
 
 

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import hyperparameter, positive, static
+from jaxrl.agents.optim import Trainable
 from jaxrl.agents.sac import SAC, SACState, as_sac
-from jaxrl.optim import Trainable
 
 
 @struct.dataclass

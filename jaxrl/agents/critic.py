@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl.agents.base import Agent, fraction, positive, static
-from jaxrl.networks import CriticEnsemble
-from jaxrl.optim import Trainable
+from jaxrl.agents.networks import CriticEnsemble
+from jaxrl.agents.optim import Trainable
 
 
 class CriticAgent(Agent):

@@ -29,7 +29,7 @@ import optax
 from flax import struct
 
 from jaxrl.agents.base import Agent, ConfigError, hyperparameter, positive, static
-from jaxrl.optim import Trainable
+from jaxrl.agents.optim import Trainable
 
 _init = nn.initializers.normal(0.02)  # GPT-2's initialisation
 
@@ -417,7 +417,7 @@ class DT(Agent):
         )
         valid = jnp.arange(k)[None] <= position[:, None]
         window = DTBatch(carry.returns_to_go, carry.observations, carry.actions, carry.timesteps, valid.astype(jnp.float32))
-        # `predict(window)` replaces the plain model (e.g. a modulated one, `jaxrl.continual`)
+        # `predict(window)` replaces the plain model (e.g. a modulated one, `jaxrl.protocols.continual`)
         predicted = (predict or (lambda w: self.predict(state.model.params, w)))(window)  # [B, K, action_dim]
         action = jnp.sum(jnp.where(current[..., None], predicted, 0.0), axis=1)
         carry = carry.replace(actions=jnp.where(current[..., None], action[:, None], carry.actions), step=carry.step + 1)

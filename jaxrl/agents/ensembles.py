@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import hyperparameter, static
 from jaxrl.agents.sac import SAC
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import static
 from jaxrl.agents.sim_to_real import ClassifierState, SimToReal, nonnegative
 

@@ -13,12 +13,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import hyperparameter, positive, static
 from jaxrl.agents.critic import CriticAgent
+from jaxrl.agents.networks import ValueNet
+from jaxrl.agents.optim import Trainable, cosine_decay
 from jaxrl.agents.regression import make_actor, regression_act, weighted_regression_loss
-from jaxrl.networks import ValueNet
-from jaxrl.optim import Trainable, cosine_decay
 
 
 @struct.dataclass

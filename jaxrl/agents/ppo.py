@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import Agent, ConfigError, fraction, hyperparameter, positive, static
+from jaxrl.agents.networks import MLP, gaussian_log_prob
+from jaxrl.agents.optim import Trainable
 from jaxrl.data.dataset import RunningStats
-from jaxrl.networks import MLP, gaussian_log_prob
-from jaxrl.optim import Trainable
 
 
 @struct.dataclass

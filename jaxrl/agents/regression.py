@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxrl.networks import DeterministicActor, GaussianActor, gaussian_log_prob
+from jaxrl.agents.networks import DeterministicActor, GaussianActor, gaussian_log_prob
 
 
 def make_actor(hidden_dims, action_dim: int, deterministic: bool):

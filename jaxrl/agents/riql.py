@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import fraction, positive, static
 from jaxrl.agents.iql import IQL
 

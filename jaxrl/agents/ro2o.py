@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import ConfigError, filled, fraction, hyperparameter, positive, static
 from jaxrl.agents.ensembles import SACN
 from jaxrl.agents.sac import SACState

@@ -13,11 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import ConfigError, hyperparameter, positive, static
+from jaxrl.agents.networks import Discriminator
+from jaxrl.agents.optim import Trainable
 from jaxrl.agents.sac import SAC, SACState
-from jaxrl.networks import Discriminator
-from jaxrl.optim import Trainable
 
 
 @struct.dataclass

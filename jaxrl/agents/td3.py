@@ -14,11 +14,11 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import fraction, positive, static
 from jaxrl.agents.critic import CriticAgent
-from jaxrl.networks import DeterministicActor
-from jaxrl.optim import Trainable
+from jaxrl.agents.networks import DeterministicActor
+from jaxrl.agents.optim import Trainable
 
 
 @struct.dataclass

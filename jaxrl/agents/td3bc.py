@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxrl import losses
+from jaxrl.agents import losses
 from jaxrl.agents.base import ConfigError, hyperparameter, positive, static
 from jaxrl.agents.td3 import TD3
 

@@ -26,7 +26,7 @@ class Dataset:
     # Filled in by `load_dataset`; None for replay buffers and hand-built datasets.
     next_actions: jax.Array | None = None
     # Discounted Monte Carlo return-to-go of each row within its episode (Cal-QL's reference value),
-    # in the agent's reward scale. Filled in by `jaxrl.returns` for agents that use it; else None.
+    # in the agent's reward scale. Filled in by `jaxrl.engine.returns` for agents that use it; else None.
     mc_returns: jax.Array | None = None
     # Path labels of each row's episode, [N, waypoints, 4]: x, y, gripper closed, valid (PathWorld's
     # scripted suites; see envs.pathworld.expert.path_label). None elsewhere.

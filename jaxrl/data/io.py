@@ -29,7 +29,7 @@ SUFFIXES = (".hdf5", ".h5", ".npz")
 
 
 def data_dir() -> Path:
-    """Where generated datasets (`jaxrl.suite`) and corrupted copies (`jaxrl.corruption`) are cached."""
+    """Where generated datasets (`jaxrl.protocols.suite`) and corrupted copies (`jaxrl.protocols.corruption`) are cached."""
     return Path(os.environ.get("JAXRL_DATA_DIR", Path.home() / ".cache" / "jaxrl" / "datasets"))
 
 

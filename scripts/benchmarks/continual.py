@@ -11,8 +11,8 @@ import numpy as np
 
 import envs
 from benchmarks.timing import Result, time_program
-from jaxrl.continual import METHODS, PRETRAIN, ContinualConfig, ContinualLearner, TaskData, make_agent
 from jaxrl.data.dataset import Dataset
+from jaxrl.protocols.continual import METHODS, PRETRAIN, ContinualConfig, ContinualLearner, TaskData, make_agent
 
 ROWS = 30_000
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from benchmarks.timing import Result, time_program
 from envs.pathworld.expert import MAX_WAYPOINTS
-from jaxrl import hamster, hierarchy
+from jaxrl.protocols import hamster, hierarchy
 
 ROWS = 4_096
 

@@ -17,11 +17,11 @@ import envs
 from benchmarks.timing import Result, check_updates, time_program
 from jaxrl.agents import make_agent
 from jaxrl.data.dataset import Dataset, next_actions
-from jaxrl.sweep import stack_agents
-from jaxrl.trainer import build_offline_program, build_online_program
+from jaxrl.engine.sweep import stack_agents
+from jaxrl.engine.trainer import build_offline_program, build_online_program
 
 try:
-    from jaxrl.trainer import build_on_policy_program
+    from jaxrl.engine.trainer import build_on_policy_program
 except ImportError:  # revisions before PPO (`against.py` runs only SAC and IQL there)
     build_on_policy_program = None
 
@@ -30,7 +30,7 @@ try:
 except ImportError:  # revisions before 6026ebd call it ObsNormalizer
     from jaxrl.data.dataset import ObsNormalizer as Normalizer
 try:
-    from jaxrl.sweep import member_keys
+    from jaxrl.engine.sweep import member_keys
 except ImportError:  # revisions before 6026ebd have no member_keys
 
     def member_keys(members: list[dict]) -> jax.Array:
@@ -252,8 +252,8 @@ def finetune_config(agent, chunk_steps: int, batch_size: int) -> str:
 def bench_finetune_ours(algo: str, members: int, chunk_steps: int, repeats: int, batch_size: int, quiet_wait: float) -> Result:
     """The online phase of offline-to-online fine-tuning (a pretrained agent: no random warm-up, the agent's
     `for_online()` learns) on Pendulum, one env, one update per env step, each algorithm's own networks."""
-    from jaxrl.phases import Online
-    from jaxrl.trainer import WarmStart, build_program
+    from jaxrl.engine.phases import Online
+    from jaxrl.engine.trainer import WarmStart, build_program
 
     env = envs.make("gymnax/Pendulum-v1")
     agent = make_agent(algo).configure(env.spec, 1_000_000)
@@ -284,8 +284,8 @@ def bench_hybrid_ours(algo: str, members: int, chunk_steps: int, repeats: int, b
     """The hybrid regime's iteration (H2O, or SAC for reference): one simulator step of Pendulum with gravity
     x2, then one update on a batch of half real rows (20k random Pendulum transitions standing in for the
     real data: only their shapes matter for speed) and half simulated ones, classifier step included."""
-    from jaxrl.phases import Online
-    from jaxrl.trainer import build_program
+    from jaxrl.engine.phases import Online
+    from jaxrl.engine.trainer import build_program
 
     env = envs.make("gymnax/Pendulum-v1")
     agent = make_agent(algo).configure(env.spec, 1_000_000).with_real_share(0.5)

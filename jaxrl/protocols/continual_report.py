@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxrl.claims import Verdict, markdown, mean_std
+from jaxrl.protocols.claims import Verdict, markdown, mean_std
 
 NAMES = {
     "l2m": "L2M", "l2m-oracle": "L2M-oracle", "l2p": "L2P", "full-ft": "Full FT",

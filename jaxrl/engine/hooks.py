@@ -17,8 +17,8 @@ import jax
 import numpy as np
 from flax import serialization
 
-from jaxrl.evaluation import normalized_score
-from jaxrl.reporting import MetricsWriter
+from jaxrl.engine.evaluation import normalized_score
+from jaxrl.engine.reporting import MetricsWriter
 
 
 @dataclass

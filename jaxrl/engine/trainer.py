@@ -1,6 +1,6 @@
 """Training programs and the host loop that drives them.
 
-A program is a sequence of phases (`jaxrl.phases`: offline learning, online collecting and learning)
+A program is a sequence of phases (`jaxrl.engine.phases`: offline learning, online collecting and learning)
 over the state of every sweep member at once (leading axis M). Each phase has jitted functions
     start(previous states or None, keys) -> states      # the phase's first state
     chunk(states, index in phase) -> (states, metrics)   # one `lax.scan` of many steps
@@ -20,15 +20,15 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from jaxrl.checkpoint import Checkpointer
 from jaxrl.data.dataset import Dataset, Normalizer
-from jaxrl.evaluation import evaluate_policy_with_memory
-from jaxrl.hooks import Checkpoints, ChunkEnd, Evaluation, Progress, Rows, timed
-from jaxrl.phases import Offline, OfflineState, Online, OnlineState, OnPolicy, Phase
-from jaxrl.reporting import MetricsWriter, plot_learning_curves, results_table, switch_table
-from jaxrl.run_dir import RunDir
-from jaxrl.sharding import member_mesh, replicate, shard_members
-from jaxrl.sweep import member_keys
+from jaxrl.engine.checkpoint import Checkpointer
+from jaxrl.engine.evaluation import evaluate_policy_with_memory
+from jaxrl.engine.hooks import Checkpoints, ChunkEnd, Evaluation, Progress, Rows, timed
+from jaxrl.engine.phases import Offline, OfflineState, Online, OnlineState, OnPolicy, Phase
+from jaxrl.engine.reporting import MetricsWriter, plot_learning_curves, results_table, switch_table
+from jaxrl.engine.run_dir import RunDir
+from jaxrl.engine.sharding import member_mesh, replicate, shard_members
+from jaxrl.engine.sweep import member_keys
 
 __all__ = ["Offline", "OfflineState", "Online", "OnlineState", "OnPolicy", "Program", "build_program", "run", "restore"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrl.evaluation import normalized_score
+from jaxrl.engine.evaluation import normalized_score
 
 
 class MetricsWriter:
@@ -151,7 +151,7 @@ def plot_learning_curves(
     return path
 
 
-# Baselines a generated suite records (`jaxrl.suite`): a result counts only above them.
+# Baselines a generated suite records (`jaxrl.protocols.suite`): a result counts only above them.
 BASELINES = {"zero_action_return": "zero action", "random_return": "uniform random"}
 
 

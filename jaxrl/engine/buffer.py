@@ -17,7 +17,7 @@ class ReplayBuffer:
 
     @classmethod
     def create(cls, capacity: int, obs_dim: int, action_dim: int, mc_returns: bool = False) -> "ReplayBuffer":
-        """Empty storage; with `mc_returns`, a column for returns-to-go too (see `jaxrl.returns`)."""
+        """Empty storage; with `mc_returns`, a column for returns-to-go too (see `jaxrl.engine.returns`)."""
         zeros = lambda *shape: jnp.zeros((capacity, *shape), jnp.float32)  # noqa: E731
         data = Dataset(zeros(obs_dim), zeros(action_dim), zeros(), zeros(obs_dim), zeros(), zeros())
         if mc_returns:

@@ -10,7 +10,7 @@
    and off-domain expert episodes under the mismatched embodiment, whose actions only the monolithic
    model trains on. Images are rendered once (uint8); the low level's paths get N(0, path_noise) on
    x, y per row, drawn once.
-3. Models (`jaxrl.hierarchy`), each trained for every seed in one vmapped program: high levels on
+3. Models (`jaxrl.protocols.hierarchy`), each trained for every seed in one vmapped program: high levels on
    in-domain paths with or without the off-domain data; low levels per path encoding and demo fraction;
    flat and monolithic action models.
 4. Methods (`METHODS`) pair them: the high level is queried once on the first frame, and the low level
@@ -37,9 +37,9 @@ from envs.pathworld.expert import expert_action, path_label
 from envs.pathworld.layout import generate
 from envs.pathworld.render import IMAGE_SIZES, image_coordinates, render
 from envs.pathworld.world import NUM_OBJECTS, TASKS, PathWorldCore, WorldParams, state_vector, unpack
-from jaxrl import hierarchy
 from jaxrl.agents import ConfigError
-from jaxrl.hierarchy import ActionModel, PathModel, PathPolicy, proprio
+from jaxrl.protocols import hierarchy
+from jaxrl.protocols.hierarchy import ActionModel, PathModel, PathPolicy, proprio
 
 ORDERS = tuple(itertools.permutations(range(NUM_OBJECTS)))
 # object-task combinations: the demos see pick-place of objects 0 and 1 and four touch orders; the "combos"

@@ -1,7 +1,7 @@
 """Where training batches come from: one interface, `sample(key, n) -> batch`, for every source.
 
 - `DatasetSource`: a fixed dataset, or an agent's training view of it (DT's trajectory windows);
-- `ReplayBuffer` (jaxrl.buffer): the transitions collected so far;
+- `ReplayBuffer` (jaxrl.engine.buffer): the transitions collected so far;
 - `Mix`: a fixed share of each batch from each of several sources (offline data + online buffer,
   real data + simulator buffer).
 

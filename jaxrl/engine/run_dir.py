@@ -29,7 +29,7 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 from jaxrl.agents import ConfigError
-from jaxrl.checkpoint import Checkpointer
+from jaxrl.engine.checkpoint import Checkpointer
 
 # Settings of how a run is driven, not of what it computes: a resume may change them.
 RUN_CONTROL = ("run_dir", "resume", "overwrite", "progress", "tensorboard")

@@ -30,13 +30,13 @@ from flax import struct
 from envs.dynamics import DynamicsParams
 from envs.pathworld import suites
 from envs.pathworld.expert import expert_action
-from jaxrl import modulation as pool_ops
 from jaxrl.agents import ConfigError
 from jaxrl.agents.dt import DT, DTBatch, masked_action_error
-from jaxrl.checkpoint import Checkpointer
-from jaxrl.evaluation import evaluate_policy_with_memory
-from jaxrl.optim import Trainable
-from jaxrl.suite import collect
+from jaxrl.agents.optim import Trainable
+from jaxrl.engine.checkpoint import Checkpointer
+from jaxrl.engine.evaluation import evaluate_policy_with_memory
+from jaxrl.protocols import modulation as pool_ops
+from jaxrl.protocols.suite import collect
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrl.claims import Verdict, markdown, mean_std
-from jaxrl.hamster import HELD_OUT, METHODS, attribution
+from jaxrl.protocols.claims import Verdict, markdown, mean_std
+from jaxrl.protocols.hamster import HELD_OUT, METHODS, attribution
 
 NAMES = {
     "hamster": "HAMSTER (channels)",

@@ -25,10 +25,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxrl.buffer import ReplayBuffer
 from jaxrl.data.dataset import Dataset, Normalizer
-from jaxrl.returns import PENDING, EpisodeReturns
-from jaxrl.sources import DatasetSource, Mix
+from jaxrl.engine.buffer import ReplayBuffer
+from jaxrl.engine.returns import PENDING, EpisodeReturns
+from jaxrl.engine.sources import DatasetSource, Mix
 
 BUFFER_POLICIES = ("keep", "mix", "discard")
 _ONLINE_KEY = 1  # folded into a member's seed for the key stream of an online phase that follows pretraining

@@ -34,15 +34,15 @@ try:
     import fcntl
 except ImportError:
     fcntl = None
-from jaxrl import trainer
 from jaxrl.agents import AGENTS, ConfigError
 from jaxrl.data.d4rl import D4RL_LEVELS
 from jaxrl.data.dataset import Dataset
 from jaxrl.data.io import data_dir, load_dataset, save_dataset
-from jaxrl.evaluation import evaluate_policy
-from jaxrl.hooks import AgentSnapshots
-from jaxrl.run_dir import RunDir
-from jaxrl.trainer import build_on_policy_program, build_online_program
+from jaxrl.engine import trainer
+from jaxrl.engine.evaluation import evaluate_policy
+from jaxrl.engine.hooks import AgentSnapshots
+from jaxrl.engine.run_dir import RunDir
+from jaxrl.engine.trainer import build_on_policy_program, build_online_program
 
 LEVELS = D4RL_LEVELS  # a suite generates D4RL's levels, under D4RL's names
 SUITE_FORMAT = 3  # bump when generation changes, so stale caches are rebuilt (3: brax envs on MuJoCo physics, mjx)

@@ -24,10 +24,10 @@ import numpy as np
 import yaml
 
 from jaxrl.agents import ConfigError, make_agent
-from jaxrl.claims import Verdict, markdown, undecided
-from jaxrl.evaluation import normalized_score
-from jaxrl.reporting import BASELINES, SWITCH_COLUMNS, baselines_line, switch_scores
-from jaxrl.trainer import TrainingDiverged
+from jaxrl.engine.evaluation import normalized_score
+from jaxrl.engine.reporting import BASELINES, SWITCH_COLUMNS, baselines_line, switch_scores
+from jaxrl.engine.trainer import TrainingDiverged
+from jaxrl.protocols.claims import Verdict, markdown, undecided
 
 
 @dataclasses.dataclass
@@ -259,7 +259,7 @@ def check_claims(spec: TableSpec, cells: dict) -> str:
 
 def _suite_info(spec: TableSpec) -> dict:
     """The suite.json of the table's suite ({} for D4RL files or a suite not generated)."""
-    from jaxrl.suite import suite_dir
+    from jaxrl.protocols.suite import suite_dir
 
     directory = (
         Path(spec.suite) if Path(spec.suite).is_dir() else suite_dir(spec.env, spec.suite, spec.common.get("suite_seed", 0))

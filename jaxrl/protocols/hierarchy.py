@@ -32,7 +32,7 @@ from envs.pathworld.env import instruction
 from envs.pathworld.expert import MAX_WAYPOINTS, path_label
 from envs.pathworld.render import IMAGE_SIZES, image_coordinates, render
 from envs.pathworld.world import NUM_OBJECTS, TASKS, PathWorldCore, WorldParams, state_vector, unpack
-from jaxrl.networks import MLP, ConvEncoder
+from jaxrl.agents.networks import MLP, ConvEncoder
 
 VERBS = (*TASKS, "point")  # "point": the pointing auxiliary task
 OBJECT_NAMES = ("red", "green", "blue")  # the hues render.OBJECT_COLOURS keeps in every palette

@@ -2,7 +2,7 @@
 whether it reads a dataset, and which agents may run it. The config, the trainer and the CLI ask
 `REGIMES[name]` instead of deciding on the regime's name themselves.
 
-A new regime is one more `Regime` here whose `phases` returns phases of `jaxrl.phases` (or new ones).
+A new regime is one more `Regime` here whose `phases` returns phases of `jaxrl.engine.phases` (or new ones).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from jaxrl.phases import Offline, Online, OnPolicy, Phase
+from jaxrl.engine.phases import Offline, Online, OnPolicy, Phase
 
 
 def _online(cfg, steps: int, online_agents) -> Online:
