@@ -7,6 +7,8 @@ Only the library's public pieces are used (`build_offline_program`, `build_onlin
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import time
 from dataclasses import dataclass
 
@@ -17,21 +19,29 @@ import envs
 from benchmarks.timing import Result, check_updates, time_program
 from jaxrl.agents import make_agent
 from jaxrl.data.dataset import Dataset, next_actions
-from jaxrl.engine.sweep import stack_agents
-from jaxrl.engine.trainer import build_offline_program, build_online_program
 
-try:
-    from jaxrl.engine.trainer import build_on_policy_program
-except ImportError:  # revisions before PPO (`against.py` runs only SAC and IQL there)
-    build_on_policy_program = None
+# `jaxrl` is a namespace package, so an older tree measured by `against.py` sees this checkout's
+# jaxrl/engine too: ask which layout the measured tree (first on the path) has.
+if importlib.util.find_spec("jaxrl.trainer") is None:
+    from jaxrl.engine import phases, sweep, trainer
+else:  # revisions before afb8aaf keep the engine's modules flat in jaxrl/
+    from jaxrl import sweep, trainer
+
+    # older still: no phases (the benchmarks that need them are not run there)
+    phases = importlib.import_module("jaxrl.phases") if importlib.util.find_spec("jaxrl.phases") else None
+
+stack_agents = sweep.stack_agents
+build_offline_program, build_online_program = trainer.build_offline_program, trainer.build_online_program
+# revisions before PPO have none (`against.py` runs only SAC and IQL there)
+build_on_policy_program = getattr(trainer, "build_on_policy_program", None)
 
 try:
     from jaxrl.data.dataset import Normalizer
 except ImportError:  # revisions before 6026ebd call it ObsNormalizer
     from jaxrl.data.dataset import ObsNormalizer as Normalizer
-try:
-    from jaxrl.engine.sweep import member_keys
-except ImportError:  # revisions before 6026ebd have no member_keys
+if hasattr(sweep, "member_keys"):
+    member_keys = sweep.member_keys
+else:  # revisions before 6026ebd have no member_keys
 
     def member_keys(members: list[dict]) -> jax.Array:
         return jax.numpy.stack([jax.random.PRNGKey(m["seed"]) for m in members])
@@ -252,8 +262,7 @@ def finetune_config(agent, chunk_steps: int, batch_size: int) -> str:
 def bench_finetune_ours(algo: str, members: int, chunk_steps: int, repeats: int, batch_size: int, quiet_wait: float) -> Result:
     """The online phase of offline-to-online fine-tuning (a pretrained agent: no random warm-up, the agent's
     `for_online()` learns) on Pendulum, one env, one update per env step, each algorithm's own networks."""
-    from jaxrl.engine.phases import Online
-    from jaxrl.engine.trainer import WarmStart, build_program
+    Online, WarmStart, build_program = phases.Online, trainer.WarmStart, trainer.build_program
 
     env = envs.make("gymnax/Pendulum-v1")
     agent = make_agent(algo).configure(env.spec, 1_000_000)
@@ -284,8 +293,7 @@ def bench_hybrid_ours(algo: str, members: int, chunk_steps: int, repeats: int, b
     """The hybrid regime's iteration (H2O, or SAC for reference): one simulator step of Pendulum with gravity
     x2, then one update on a batch of half real rows (20k random Pendulum transitions standing in for the
     real data: only their shapes matter for speed) and half simulated ones, classifier step included."""
-    from jaxrl.engine.phases import Online
-    from jaxrl.engine.trainer import build_program
+    Online, build_program = phases.Online, trainer.build_program
 
     env = envs.make("gymnax/Pendulum-v1")
     agent = make_agent(algo).configure(env.spec, 1_000_000).with_real_share(0.5)
