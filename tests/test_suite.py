@@ -87,9 +87,9 @@ def test_ppo_generated_suite(ppo_suite):
     np.testing.assert_array_equal(np.asarray(medium_replay.observations[:per_env]), np.asarray(full.observations[:per_env]))
     expert, _ = load_dataset(out / "expert.hdf5")
     assert expert.size == 2_000 and np.abs(np.asarray(expert.actions)).max() <= 1.0
-    # The generator is trained by the trainer, in out/generator: its metrics and curve stay, and what it
+    # The generator is trained by the trainer, in out/generator: its metrics and config stay, and what it
     # kept to resume from is gone.
-    assert (out / "generator" / "metrics.jsonl").is_file() and (out / "generator" / "curve.png").is_file()
+    assert (out / "generator" / "metrics.jsonl").is_file() and (out / "generator" / "config.json").is_file()
     assert not (out / "generator" / "checkpoints").exists() and not (out / "generator" / "snapshots").exists()
 
 

@@ -12,6 +12,7 @@ import tyro
 from jaxrl.agents import BC, IQL, SAC, ConfigError, make_agent
 from jaxrl.data import Dataset, save_dataset
 from jaxrl.engine.checkpoint import Checkpointer
+from jaxrl.engine.run_dir import RunDir
 from jaxrl.engine.sharding import IdleDevicesWarning, member_mesh
 from jaxrl.engine.trainer import TrainingDiverged
 from jaxrl.train import TrainConfig, _merge_repeated_lists, build, load_run, main, train
@@ -223,6 +224,35 @@ def test_killed_run_moved_elsewhere_resumes_by_its_directory_alone(
         train(small_offline(tmp_path, random_pendulum_file, "nowhere", resume=True))
 
 
+def test_run_directory_resumes_its_recorded_config_and_extends_only_forward(tmp_path, monkeypatch):
+    """The rules `--resume` follows, without training: run control may change, the step count may grow
+    (when the caller says it is extendable), nothing else may differ; paths name one directory."""
+    run = RunDir(tmp_path / "run")
+    config = {"algo": "iql", "steps": 200, "batch_size": 64, "progress": False}
+    run.prepare(config, resume=False, overwrite=False, extendable=("steps",))
+    (run.checkpoint_dir / "200").mkdir(parents=True)  # a checkpoint marks a run
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run.prepare(config, resume=False, overwrite=False)
+    run.prepare(config | {"steps": 400, "progress": True}, resume=True, overwrite=False, extendable=("steps",))
+    recorded = json.loads(run.config_file.read_text())
+    assert recorded["steps"] == 400 and recorded["provenance"]["versions"]["jax"] == jax.__version__
+    with pytest.raises(ConfigError, match="with steps 300: it has recorded 400; a run extends, never shortens"):
+        run.prepare(config | {"steps": 300}, resume=True, overwrite=False, extendable=("steps",))
+    with pytest.raises(ConfigError, match=r"differs in batch_size \(batch_size: 64 there, 32 here\)"):
+        run.prepare(config | {"steps": 400, "batch_size": 32}, resume=True, overwrite=False, extendable=("steps",))
+    with pytest.raises(ConfigError, match="differs in steps"):  # a step count the caller does not extend
+        run.prepare(config | {"steps": 800}, resume=True, overwrite=False)
+    with pytest.raises(ConfigError, match="cannot resume .*missing: no such directory"):
+        RunDir(tmp_path / "missing").prepare(config, resume=True, overwrite=False)
+    monkeypatch.chdir(tmp_path)
+    assert RunDir("run").path == RunDir(tmp_path / "run").path == run.path
+    assert RunDir("run").read_config()["run_dir"] == str(run.path)  # where it is now
+
+
+@pytest.mark.slow(
+    reason="trains 600 updates in two runs to compare an extended run with a longer one (11 s)",
+    companion="tests/test_training.py::test_run_directory_resumes_its_recorded_config_and_extends_only_forward",
+)
 def test_finished_run_extends_to_more_steps_as_if_it_had_been_asked_for_them(tmp_path, random_pendulum_file):
     """200 updates, then `--resume --steps 400`: bit for bit the 400-update run (the actor's learning rate
     is constant here; a schedule over the run's length would follow the new length from step 200)."""

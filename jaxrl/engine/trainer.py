@@ -292,6 +292,7 @@ def run(
     stop_after_chunks: int | None = None,
     keys=None,
     hooks: tuple = (),
+    evaluate: bool = True,
 ) -> RunResult:
     """Drive `program` through all its chunks; `members[i]` describes member i (seed, hyperparameters).
 
@@ -301,7 +302,8 @@ def run(
     and so is the first chunk of a phase that follows another. With `resume`, it continues from the
     latest checkpoint (a program longer than the checkpointed run extends it). `stop_after_chunks` ends
     the call early (as if killed) after that many chunks of this call. `keys`: the members' PRNG keys
-    (default: from their seeds); `hooks` run after evaluation and logging, before the checkpoint.
+    (default: from their seeds); `hooks` run after evaluation and logging, before the checkpoint. Without
+    `evaluate` no episode is played (a caller that scores the policies itself).
     """
     sweep_keys = sweep_keys or []
     keys = member_keys(members) if keys is None else keys
@@ -321,8 +323,8 @@ def run(
     checkpoints = Checkpoints(checkpointer, checkpoint_every, start_chunk)
     # What a chunk leaves behind (rows, a caller's files) is written before the checkpoint that marks the
     # chunk done: a run killed in between redoes the chunk and rewrites them the same.
-    hooks = [evaluation, rows, *hooks, checkpoints, Progress(num_chunks, start_chunk, run_dir.path.name, progress)]
-    if start_chunk == 0:  # the untrained policy's score: the start of every learning curve
+    hooks = [evaluation] * evaluate + [rows, *hooks, checkpoints, Progress(num_chunks, start_chunk, run_dir.path.name, progress)]
+    if start_chunk == 0 and evaluate:  # the untrained policy's score: the start of every learning curve
         rows.write(rows.of(0, program.phases[0].spec.name, evaluation.columns(states, 0)))
     t0 = time.perf_counter()
     try:
