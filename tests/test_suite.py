@@ -93,6 +93,30 @@ def test_ppo_generated_suite(ppo_suite):
     assert not (out / "generator" / "checkpoints").exists() and not (out / "generator" / "snapshots").exists()
 
 
+def test_generator_snapshots_round_trip_through_their_files(tmp_path):
+    """What a resumed generation reads back: every chunk's agent state as it was, refused when one is missing."""
+    from types import SimpleNamespace
+
+    from jaxrl.engine.hooks import AgentSnapshots, ChunkEnd
+
+    snapshots = AgentSnapshots(tmp_path / "snapshots")
+    states = [{"agent": {"w": np.full((1, 3), float(i), np.float32), "step": np.array([i])}} for i in range(3)]
+    for i, state in enumerate(states[:2]):
+        end = ChunkEnd(i, 100 * (i + 1), "on-policy", SimpleNamespace(**state), {}, False, False, 1.0, 100)
+        snapshots.after_chunk(end)
+    template = {"w": np.zeros(3, np.float32), "step": np.array(0)}
+    loaded = snapshots.load(2, template)
+    for i, agent in enumerate(loaded):
+        np.testing.assert_array_equal(agent["w"], np.full(3, float(i), np.float32))
+        assert int(agent["step"]) == i
+    with pytest.raises(FileNotFoundError, match=r"no snapshot of chunk\(s\) \[2\]"):
+        snapshots.load(3, template)
+
+
+@pytest.mark.slow(
+    reason="generates a PPO smoke suite twice more, killed and resumed (15 s)",
+    companion="tests/test_suite.py::test_generator_snapshots_round_trip_through_their_files",
+)
 def test_killed_generation_resumes_to_the_same_suite(tmp_path, monkeypatch, ppo_suite):
     """A generation killed after its second snapshot was written, before that chunk's checkpoint, resumes
     from the first chunk's checkpoint and writes the rows of one that ran through (the same program on
