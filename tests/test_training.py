@@ -428,3 +428,16 @@ def test_load_run_names_a_directory_that_is_not_a_run(tmp_path):
 
     with pytest.raises(ConfigError, match=f"{tmp_path}: no config.json, so not a run directory"):
         load_run(tmp_path)
+
+
+def test_checkpoints_keep_arrays_with_no_elements(tmp_path):
+    """Brax's MuJoCo-physics env states hold empty arrays, which Orbax refuses to write: they are left
+    out and rebuilt from the target, so an online brax run checkpoints and resumes."""
+    state = {"empty": np.zeros((2, 0), np.float32), "w": np.arange(6, dtype=np.float32).reshape(2, 3), "n": None}
+    checkpointer = Checkpointer(tmp_path / "ckpt")
+    checkpointer.save(1, state)
+    checkpointer.wait()
+    step, restored = checkpointer.restore(state)
+    checkpointer.close()
+    assert step == 1 and restored["empty"].shape == (2, 0) and restored["empty"].dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(restored["w"]), state["w"])

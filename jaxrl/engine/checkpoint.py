@@ -6,10 +6,12 @@ killed mid-save leaves the previous checkpoint intact and unfinished ones are ig
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 
@@ -20,7 +22,7 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, step: int, state: Any) -> None:
-        self._manager.save(step, args=ocp.args.StandardSave(state))
+        self._manager.save(step, args=ocp.args.StandardSave(_without_empty(state)))
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -31,10 +33,24 @@ class Checkpointer:
         if step is None:
             raise FileNotFoundError(f"no checkpoint to resume from in {self.directory}")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-        return step, self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        restored = self._manager.restore(step, args=ocp.args.StandardRestore(_without_empty(abstract)))
+        return step, _with_empty(restored, abstract)
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
 
     def close(self) -> None:
         self._manager.close()
+
+
+# Orbax refuses arrays with no elements (brax's MuJoCo-physics env states carry some, e.g. an empty
+# actuator activation), so they are left out of a checkpoint and rebuilt from the target's shapes.
+def _without_empty(tree: Any) -> Any:
+    return jax.tree.map(lambda x: None if math.prod(x.shape) == 0 else x, tree)
+
+
+def _with_empty(restored: Any, abstract: Any) -> Any:
+    def rebuild(r, a):  # a is None where the state itself holds None (e.g. no episode returns)
+        return r if r is not None or a is None else jnp.zeros(a.shape, a.dtype)
+
+    return jax.tree.map(rebuild, restored, abstract, is_leaf=lambda x: x is None)
