@@ -13,6 +13,7 @@ run's policy (`jaxrl.train.load_run`) needs nothing outside it (not the dataset 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -36,6 +37,15 @@ RUN_CONTROL = ("run_dir", "resume", "overwrite", "progress", "tensorboard")
 _LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "chex", "brax", "gymnax", "numpy")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (XLA names none for CPUs; a run's float rounding depends on it)."""
+    with contextlib.suppress(OSError):
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        if names:
+            return names[0]
+    return platform.processor() or platform.machine()
+
+
 def provenance() -> dict:
     """Where a run's numbers came from: the commit (and whether the tree had changes), the library
     versions, the devices and the command."""
@@ -57,10 +67,8 @@ def provenance() -> dict:
             pass
     devices = jax.devices()
     kind = devices[0].device_kind
-    if devices[0].platform == "cpu":  # XLA names no model for CPUs
-        cpuinfo = Path("/proc/cpuinfo")
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
-        kind = f"cpu: {models[0]}, {len(models)} cores" if models else (platform.processor() or "cpu")
+    if devices[0].platform == "cpu":
+        kind = f"cpu: {cpu_model()}, {os.cpu_count()} cores"
     return {
         "commit": commit,
         "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None,

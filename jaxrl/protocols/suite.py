@@ -17,7 +17,6 @@ import contextlib
 import functools
 import json
 import os
-import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -41,7 +40,7 @@ from jaxrl.data.io import data_dir, load_dataset, save_dataset
 from jaxrl.engine import trainer
 from jaxrl.engine.evaluation import evaluate_policy
 from jaxrl.engine.hooks import AgentSnapshots
-from jaxrl.engine.run_dir import RunDir
+from jaxrl.engine.run_dir import RunDir, cpu_model
 from jaxrl.engine.trainer import build_on_policy_program, build_online_program
 
 LEVELS = D4RL_LEVELS  # a suite generates D4RL's levels, under D4RL's names
@@ -270,11 +269,7 @@ def _generating_program(env, prof: SuiteProfile):
 
 def _machine() -> str:
     """Where a suite was generated: its numbers depend on the machine's float rounding."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return f"{cpu}, {os.cpu_count()} CPUs, jax {jax.__version__} on {jax.devices()[0].device_kind}"
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, jax {jax.__version__} on {jax.devices()[0].device_kind}"
 
 
 def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: Path, verbose: bool) -> None:
