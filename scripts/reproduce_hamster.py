@@ -7,7 +7,8 @@ python scripts/reproduce_hamster.py --full             # GPU scale: 64 px, more 
 python scripts/reproduce_hamster.py --methods hamster flat --seeds 2 --out runs/hamster-try
 
 Writes <out>/results.md (tables, claims), episodes.png (rendered episodes with the followed path and the
-executed trajectory per method and split), results.npz (every metric) and config.json.
+executed trajectory per method and split), results.npz (every metric) and config.json. Every model is a
+trainer run in <out>/runs/<model>: run the same command again after a kill and it resumes there.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def main(argv=None) -> None:
     cfg, args = parse(argv)
     out: Path = args.out
     t0 = time.perf_counter()
-    result = hamster.run(cfg, jax.random.PRNGKey(cfg.seed))
+    result = hamster.run(cfg, jax.random.PRNGKey(cfg.seed), out / "runs")
     wall = time.perf_counter() - t0
     write(out, cfg, result, wall, args)
     print((out / "results.md").read_text())

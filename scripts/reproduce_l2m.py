@@ -8,7 +8,8 @@ python scripts/reproduce_l2m.py --methods l2m full-ft --seeds 2 --out runs/l2m-t
 python scripts/reproduce_l2m.py --pretrained runs/l2m/pretrained   # reuse a pretrained checkpoint
 
 Writes <out>/results.md (tables, claims), matrices.png, results.npz (every matrix) and pretrained/ (the
-pretrained DT checkpoint, unless --pretrained names one).
+pretrained DT checkpoint, unless --pretrained names one). Pretraining and every method's fine-tuning are
+trainer runs in <out>/runs/: run the same command again after a kill and it resumes there.
 """
 
 from __future__ import annotations
@@ -71,12 +72,12 @@ def main(argv=None) -> None:
     print(f"  done ({time.perf_counter() - t0:.0f} s)")
     if not args.pretrained:
         print(f"pretraining a {cfg.num_layers}-layer, {cfg.embedding_dim}-wide DT for {cfg.pretrain_steps} steps")
-        backbone = continual.pretrain(cfg, agent, data, k_pretrain)
+        backbone = continual.pretrain(cfg, agent, data, k_pretrain, out / "runs" / "pretrain")
         continual.save_pretrained(out.resolve() / "pretrained", cfg, agent, backbone)
     results = {}
     for name, key in zip(cfg.methods, jax.random.split(k_methods, len(cfg.methods)), strict=True):
         print(f"{name}: {cfg.seeds} seeds, {len(cfg.sequence)} tasks x {cfg.steps_per_task} steps")
-        results[name] = continual.run_method(name, cfg, agent, env, data, backbone, key)
+        results[name] = continual.run_method(name, cfg, agent, env, data, backbone, key, out / "runs" / name)
         m = report.metrics(results[name], cfg.eval_pretrain_tasks)
         print(f"  final {mean_std(m['final'])}, retention {mean_std(m['retention'])} "
               f"({results[name]['seconds']:.0f} s)")  # fmt: skip

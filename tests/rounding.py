@@ -41,3 +41,9 @@ def assert_equal_up_to_rounding(a, b, tolerance: float = TOLERANCE) -> None:
             continue
         scale = float(np.max(np.abs(x))) if x.size else 0.0
         np.testing.assert_allclose(x, y, rtol=tolerance, atol=tolerance * scale, err_msg=name)
+
+
+def assert_trees_equal(a, b) -> None:
+    """Bit for bit: the same program on the same machine (XLA on CPU is deterministic)."""
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -170,9 +170,9 @@ def test_a_rendered_row_matches_its_state():
     reason="a whole HAMSTER table run, tiny: trains 3 models and evaluates 3 methods on 2 splits (63 s)",
     companion="tests/test_hierarchy.py::test_low_level_bc_learns_to_follow_a_straight_path",
 )
-def test_a_tiny_run_evaluates_every_method_from_the_same_states(tiny_data, monkeypatch):
+def test_a_tiny_run_evaluates_every_method_from_the_same_states(tiny_data, monkeypatch, tmp_path):
     monkeypatch.setattr(hamster, "build_data", lambda cfg, key, log: tiny_data)
-    result = hamster.run(TINY, jax.random.PRNGKey(1), log=lambda *_: None)
+    result = hamster.run(TINY, jax.random.PRNGKey(1), tmp_path, log=lambda *_: None)
     methods = result["methods"]
     assert set(methods) == set(TINY.methods)
     for r in methods.values():
@@ -182,3 +182,7 @@ def test_a_tiny_run_evaluates_every_method_from_the_same_states(tiny_data, monke
     assert "frechet" not in methods["flat"]
     assert np.all(methods["hamster"]["adherence"] >= 0) and np.all(np.isfinite(methods["hamster"]["adherence"]))
     assert set(result["losses"]) == {"high/full", "channels/demos/1", "action/demos/1"}
+    # every model is a trainer run of its own: a rerun restores them (the same params) instead of training
+    assert {p.name for p in tmp_path.iterdir()} == {"high_full", "channels_demos_1", "action_demos_1"}
+    again = hamster.run(TINY, jax.random.PRNGKey(1), tmp_path, log=lambda *_: None)
+    np.testing.assert_array_equal(again["methods"]["hamster"]["success"], methods["hamster"]["success"])

@@ -10,6 +10,9 @@ import pytest
 
 from envs.pathworld import paths
 from envs.pathworld.world import STATE_DIM
+from jaxrl.agents.supervised import Supervised
+from jaxrl.engine.phases import Offline
+from jaxrl.engine.stage import replicate_agent, run_stage
 from jaxrl.protocols import hierarchy
 from jaxrl.protocols.hierarchy import PathPrediction
 
@@ -95,7 +98,7 @@ def follower(path, position):
     return np.clip(step / np.maximum(np.linalg.norm(step, axis=-1, keepdims=True), 0.1), -1, 1)
 
 
-def test_low_level_bc_learns_to_follow_a_straight_path():
+def test_low_level_bc_learns_to_follow_a_straight_path(tmp_path):
     """Behaviour cloning of the vector encoding on states scattered around straight paths; rolled out with
     a simple integrator (pos += 0.03 a), the policy runs from each path's start along it to its end."""
     rng = np.random.default_rng(0)
@@ -114,13 +117,17 @@ def test_low_level_bc_learns_to_follow_a_straight_path():
         "path": jnp.asarray(path),
         "action": jnp.asarray(actions),
     }
-    params = policy.init(jax.random.PRNGKey(0), data["state"][:1], images[:1], data["path"][:1])
 
     def loss(params, batch):
         return jnp.mean((policy.apply(params, batch["state"], batch["image"], batch["path"]) - batch["action"]) ** 2)
 
-    params, losses = hierarchy.fit(loss, params, data, jax.random.PRNGKey(1), steps=1500, batch_size=256)
-    assert float(losses[-100:].mean()) < 0.2 * float(losses[:10].mean())
+    # through the trainer, as HAMSTER trains its models: a supervised agent in an offline phase
+    init = lambda k: policy.init(k, data["state"][:1], images[:1], data["path"][:1])  # noqa: E731
+    agents = replicate_agent(Supervised(init_params=init, loss=loss), 1)
+    stage = run_stage(agents, [Offline(1500, 100, 256)], data, jax.random.PRNGKey(1)[None], tmp_path, {"test": "bc"})
+    losses = [r["loss"] for r in stage.rows]
+    assert losses[-1] < 0.2 * losses[0]
+    params = jax.tree.map(lambda x: x[0], stage.states.agent.model.params)
 
     test_path, test_start, test_end = straight_paths(np.random.default_rng(1), 64)
     test_path = jnp.asarray(test_path)

@@ -14,32 +14,33 @@ import pytest
 from jaxrl.agents import ConfigError
 from jaxrl.agents.dt import DT, Modulation, masked_action_error
 from jaxrl.data import Dataset
+from jaxrl.engine.stage import replicate_agent, run_stage
+from jaxrl.engine.trainer import WarmStart
 from jaxrl.protocols import modulation as pool_ops
 from jaxrl.protocols.continual import (
     METHODS,
     PRETRAIN,
+    ContinualAgent,
     ContinualConfig,
-    ContinualLearner,
     TaskData,
+    TaskSequence,
+    continual_agent,
     load_pretrained,
     save_pretrained,
 )
+from tests.rounding import assert_trees_equal
 
 SPEC = SimpleNamespace(obs_dim=4, action_dim=2, max_episode_steps=20)
 EPISODES, LENGTH = 20, 20  # per task
 ROWS = EPISODES * LENGTH
-CFG = ContinualConfig(batch_size=64, pool_size=4, rank=4, prompt_length=3, fisher_samples=64)
+CFG = ContinualConfig(batch_size=64, pool_size=4, rank=4, prompt_length=3, fisher_samples=64, learning_rate=3e-3,
+                      pretrain_learning_rate=3e-3)  # fmt: skip
 
 
 def tiny_agent(**overrides) -> DT:
     no_dropout = dict(embedding_dropout=0.0, attention_dropout=0.0, residual_dropout=0.0)
     settings = dict(embedding_dim=32, num_layers=1, num_heads=2, context=5, warmup_steps=0.0) | no_dropout
     return DT(**(settings | overrides)).configure(SPEC, 1000)
-
-
-def assert_trees_equal(a, b):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 # ----- retrieval -----
@@ -175,16 +176,43 @@ def two_tasks():
     )  # fmt: skip
 
 
+class AfterEachTask:
+    """A trainer hook keeping member 0's learner after each task of a sequence stage."""
+
+    def __init__(self, chunks_per_task: int):
+        self.per_task, self.learners = chunks_per_task, {}
+
+    def after_chunk(self, end):
+        if (end.index + 1) % self.per_task == 0:
+            self.learners[(end.index + 1) // self.per_task] = jax.tree.map(lambda x: x[0], end.states.agent)
+
+    def close(self):
+        pass
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after(chunk: int):
+    def after_chunk(end):
+        if end.index == chunk:
+            raise Killed
+
+    return SimpleNamespace(after_chunk=after_chunk, close=lambda: None)
+
+
 @pytest.fixture(scope="module")
-def sequence_runs():
-    """Pretrain on task 0, then fine-tune L2M and full fine-tuning on task 1, then task 2 (300 updates each)."""
+def sequence_runs(tmp_path_factory):
+    """Pretrain on task 0, then fine-tune L2M and full fine-tuning on task 1, then task 2 (300 updates each),
+    each a trainer run as the protocol runs them; L2M once more, killed inside task 2 and resumed."""
     agent = tiny_agent()
     data = TaskData(agent.training_data(two_tasks()), jnp.zeros(3), None, ROWS, 1)
-    pre = ContinualLearner(agent, PRETRAIN, CFG)
-    key = jax.random.PRNGKey(0)
-    state = pre.init(agent.init(key).model.params, key)
-    state, _ = jax.jit(lambda s, k: pre.train(s, data, 0, ROWS, 0, False, k, 400, 3e-3))(state, key)
-    backbone = state.model.params["backbone"]
+    root = tmp_path_factory.mktemp("l2m")
+    pre = continual_agent(CFG, agent, PRETRAIN, data, span="pretrain")
+    pretrained = run_stage(replicate_agent(pre, 1), [TaskSequence(1, 400, 100, CFG.batch_size)], data.trajectory,
+                           jax.random.PRNGKey(0)[None], root / "pretrain", {"stage": "pretrain"})  # fmt: skip
+    backbone = jax.tree.map(lambda x: x[0], pretrained.states.agent.model.params["backbone"])
 
     windows = jax.jit(agent.windows)
 
@@ -193,21 +221,34 @@ def sequence_runs():
         actions, index, _ = predict(state.model.params, state.usage, batch, task - 1, False)
         return float(masked_action_error(actions, batch)), np.asarray(index)
 
+    def fine_tune(learner, name, hooks=()):
+        start = learner.start(backbone, jax.random.PRNGKey(1))
+        after = AfterEachTask(3)
+        stage = run_stage(replicate_agent(learner, 1), [TaskSequence(2, 300, 100, CFG.batch_size)], data.trajectory,
+                          jax.random.PRNGKey(2)[None], root / name, {"stage": name},
+                          warm_start=WarmStart(jax.tree.map(lambda x: x[None], start)), hooks=(*hooks, after))  # fmt: skip
+        return start, after.learners, stage
+
     runs = {}
     for name in ("l2m", "full-ft"):
-        learner = ContinualLearner(agent, METHODS[name], CFG)
-        train = jax.jit(lambda s, lo, entry, penalise, k, learner=learner: learner.train(
-            s, data, lo, lo + ROWS, entry, penalise, k, 300, 3e-3))  # fmt: skip
+        learner = continual_agent(CFG, agent, METHODS[name], data)
         predict = jax.jit(learner.predict, static_argnums=4)  # one program for every task's windows
-        start = learner.init(backbone, jax.random.PRNGKey(1))
-        after_1, _ = train(start, ROWS, 0, False, jax.random.PRNGKey(2))
-        after_2, _ = train(learner.start_task(after_1), 2 * ROWS, 1, True, jax.random.PRNGKey(3))
+        start, after, stage = fine_tune(learner, name)
         runs[name] = dict(
-            start=start, after_1=after_1, after_2=after_2,
-            task_1_after_1=task_error(predict, after_1, 1), task_1_after_2=task_error(predict, after_2, 1),
-            task_2_after_2=task_error(predict, after_2, 2),
+            start=start, after_1=after[1], after_2=after[2], stage=stage,
+            task_1_after_1=task_error(predict, after[1], 1), task_1_after_2=task_error(predict, after[2], 1),
+            task_2_after_2=task_error(predict, after[2], 2),
         )  # fmt: skip
+    with pytest.raises(Killed):  # after chunk 4 of 6: inside task 2, whose start has run (a fresh optimizer)
+        fine_tune(continual_agent(CFG, agent, METHODS["l2m"], data), "l2m-killed", hooks=(kill_after(4),))
+    runs["l2m-resumed"] = fine_tune(continual_agent(CFG, agent, METHODS["l2m"], data), "l2m-killed")[2]
     return runs
+
+
+def test_a_killed_sequence_resumes_inside_its_task_to_the_same_learner(sequence_runs):
+    resumed = sequence_runs["l2m-resumed"]
+    assert resumed.resumed
+    assert_trees_equal(sequence_runs["l2m"]["stage"].states, resumed.states)
 
 
 def test_l2m_keeps_task_1_while_learning_task_2_and_full_fine_tuning_forgets(sequence_runs):
@@ -241,25 +282,26 @@ def test_trainable_parameter_counts(sequence_runs):
     agent = tiny_agent()
     d, r, layers, pool = agent.embedding_dim, CFG.rank, agent.num_layers, CFG.pool_size
     per_entry = d + layers * (2 * (d * r + r * d) + 2 * (4 * d * r))
-    l2m = ContinualLearner(agent, METHODS["l2m"], CFG)
+    l2m = ContinualAgent(dt=agent, method=METHODS["l2m"], cfg=CFG)
     assert l2m.trainable_parameters(sequence_runs["l2m"]["start"]) == pool * per_entry
-    single = ContinualLearner(agent, METHODS["lora"], CFG)
+    single = ContinualAgent(dt=agent, method=METHODS["lora"], cfg=CFG)
     assert (
-        single.trainable_parameters(single.init(sequence_runs["l2m"]["start"].model.params["backbone"], jax.random.PRNGKey(0)))
+        single.trainable_parameters(single.start(sequence_runs["l2m"]["start"].model.params["backbone"], jax.random.PRNGKey(0)))
         == per_entry
     )
     backbone = sum(x.size for x in jax.tree.leaves(sequence_runs["full-ft"]["start"].model.params["backbone"]))
-    full = ContinualLearner(agent, METHODS["full-ft"], CFG)
+    full = ContinualAgent(dt=agent, method=METHODS["full-ft"], cfg=CFG)
     assert full.trainable_parameters(sequence_runs["full-ft"]["start"]) == backbone
 
 
 def test_ewc_penalty_is_zero_at_the_anchor_and_grows_with_fisher_weighted_drift():
     agent = tiny_agent()
-    learner = ContinualLearner(agent, METHODS["ewc"], CFG)
+    learner = ContinualAgent(dt=agent, method=METHODS["ewc"], cfg=CFG)
     data = TaskData(agent.training_data(two_tasks()), jnp.zeros(3), None, ROWS, 1)
     # jitted as the protocol runs them (op-by-op dispatch of a DT's gradients costs more than compiling them)
     end_task, loss = jax.jit(learner.end_task, static_argnums=(2, 3)), jax.jit(learner.loss, static_argnums=(3, 4))
-    state = end_task(learner.init(agent.init(jax.random.PRNGKey(0)).model.params, None), data, 0, ROWS, jax.random.PRNGKey(1))
+    state = end_task(learner.start(agent.init(jax.random.PRNGKey(0)).model.params, None), data.trajectory, 0, ROWS,
+                     jax.random.PRNGKey(1))  # fmt: skip
     assert all(bool(jnp.all(f >= 0)) for f in jax.tree.leaves(state.fisher))
     assert sum(float(f.sum()) for f in jax.tree.leaves(state.fisher)) > 0
     batch = agent.windows(data.trajectory, jnp.arange(8))
@@ -332,3 +374,39 @@ def test_continual_metrics_by_hand():
     assert verdicts["(1)"] is True and verdicts["(2)"] is False and verdicts["(4)"] is True
     assert "(3)" not in verdicts and "(5)" not in verdicts  # their comparators were not run
     assert "| Full FT | 0.63 ± 0.00 | 0.35 ± 0.00 |" in report.results_table({"full-ft": result}, 2)
+
+
+@pytest.mark.slow(
+    reason="a whole L2M protocol run, tiny: PathWorld data, pretraining, two methods and their evaluations (~2 min)",
+    companion="tests/test_l2m.py::test_a_killed_sequence_resumes_inside_its_task_to_the_same_learner",
+)
+def test_a_tiny_protocol_run_scores_every_method_on_the_same_episodes_and_resumes(tmp_path):
+    import envs
+    from envs.pathworld import suites
+    from jaxrl.protocols import continual
+
+    sequence = tuple(v.name for v in suites.suite("continual")[:2])
+    cfg = ContinualConfig(sequence=sequence, pretrain_tasks=2, transitions_per_task=300, embedding_dim=16, num_layers=1,
+                          num_heads=2, batch_size=16, pretrain_steps=40, steps_per_task=20, pool_size=4, rank=2,
+                          eval_episodes=2, eval_pretrain_tasks=2, seeds=2, fisher_samples=16).validate()  # fmt: skip
+    env = envs.make("pathworld/reach")
+    agent = continual.make_agent(cfg, env)
+    data = continual.build_data(cfg, agent, env, jax.random.PRNGKey(0))
+    quiet = lambda *_: None  # noqa: E731
+    backbone = continual.pretrain(cfg, agent, data, jax.random.PRNGKey(1), tmp_path / "pretrain", log=quiet)
+    run = lambda name, where, **kw: continual.run_method(  # noqa: E731
+        name, cfg, agent, env, data, backbone, jax.random.PRNGKey(2), tmp_path / where, log=quiet, **kw
+    )
+    l2m, full = run("l2m", "l2m"), run("full-ft", "full-ft")
+    tasks = cfg.eval_pretrain_tasks + len(sequence)
+    assert l2m["success"].shape == (2, 3, tasks) and l2m["claimed"].shape == (2, 2)
+    # before fine-tuning, L2M (zero-B LoRA) is the frozen model exactly, and every method meets the same
+    # episodes: the two score the same, episode for episode
+    np.testing.assert_array_equal(l2m["returns"][:, 0], full["returns"][:, 0])
+    assert np.any(l2m["returns"][:, 0] != l2m["returns"][:, 1])  # fine-tuning changed what it does
+    # killed inside the second task, the method's stage resumes to the same scores
+    with pytest.raises(Killed):  # chunk 13 of 20: the second task's fourth
+        run("l2m", "l2m-killed", hooks=(kill_after(13),))
+    resumed = run("l2m", "l2m-killed")
+    for k in ("success", "returns", "selections", "claimed"):
+        np.testing.assert_array_equal(resumed[k], l2m[k])

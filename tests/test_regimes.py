@@ -19,14 +19,9 @@ from jaxrl.engine.phases import OnlineState, collect
 from jaxrl.engine.sources import DatasetSource, Mix
 from jaxrl.engine.sweep import member_keys
 from jaxrl.train import LoadedRun, TrainConfig, build, load_run, train
+from tests.rounding import assert_trees_equal
 
 TINY = (32, 32)
-
-
-def assert_trees_equal(a, b):
-    """Bit for bit: the same program on the same machine (XLA on CPU is deterministic)."""
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def transitions(n: int, reward: float) -> Dataset:

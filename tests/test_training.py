@@ -16,15 +16,9 @@ from jaxrl.engine.run_dir import RunDir
 from jaxrl.engine.sharding import IdleDevicesWarning, member_mesh
 from jaxrl.engine.trainer import TrainingDiverged
 from jaxrl.train import TrainConfig, _merge_repeated_lists, build, load_run, main, train
-from tests.rounding import assert_equal_up_to_rounding
+from tests.rounding import assert_equal_up_to_rounding, assert_trees_equal
 
 TINY = (32, 32)
-
-
-def assert_trees_equal(a, b):
-    """Bit for bit: for the same program on the same machine (XLA on CPU is deterministic)."""
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def small_offline(tmp_path, path, name, **overrides):

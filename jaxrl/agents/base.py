@@ -115,6 +115,11 @@ class Agent(struct.PyTreeNode):
         the online phase's agent, `for_online()`."""
         return state
 
+    def enter_offline(self, state, key, data):
+        """What a trained agent state changes as an offline phase that continues it starts (a warm start,
+        or the next phase of a sequence), given the phase's training view of the dataset (default: nothing)."""
+        return state
+
     def hyperparameters(self) -> dict[str, Any]:
         """The float hyperparameters (pytree leaves) by name."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("pytree_node", True)}

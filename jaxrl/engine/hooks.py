@@ -34,6 +34,8 @@ class ChunkEnd:
     last: bool
     seconds: float  # wall time of the chunk, compilation included on a phase's first chunk in this process
     steps: int  # steps the chunk made
+    phase_index: int = 0  # the phase's position in the program
+    phase_end: bool = False  # the chunk is its phase's last
 
 
 class Evaluation:

@@ -54,15 +54,23 @@ class OnlineState:
 
 @dataclass(frozen=True)
 class Offline:
-    """`steps` updates on batches from the dataset (the agent's training view of it), `chunk_steps` per chunk."""
+    """`steps` updates on batches from the dataset (the agent's training view of it), `chunk_steps` per chunk.
+
+    `agents`: the agents of this phase when they differ from the run's (the same state structure, e.g.
+    a continual learner's agent for one task of its sequence); None: the run's. `key_stream`, when not 0,
+    is folded into the members' keys, so offline phases that follow one another draw other batches.
+    """
 
     steps: int
     chunk_steps: int
     batch_size: int
+    agents: Any = None
+    key_stream: int = 0
     name: ClassVar[str] = "offline"
     reads_view: ClassVar[bool] = True
 
     def validate(self, agents, env, dataset):
+        agents = agents if self.agents is None else self.agents
         if agents.on_policy:
             raise ValueError(f"{agents.name} learns on-policy from its own rollouts, not from a dataset")
         if dataset is None:
@@ -70,7 +78,7 @@ class Offline:
         return agents
 
     def start(self, env, normalizer: Normalizer, pretrained: bool):
-        return offline_start(self, normalizer)
+        return offline_start(self, normalizer, pretrained)
 
     def chunk(self, env, first_update: int, pretrained: bool):
         return offline_chunk(self, first_update)
@@ -246,11 +254,15 @@ def _finished_episodes(info):
     return jnp.sum(jnp.where(done, info["episode_return"], 0.0)), jnp.sum(done)
 
 
-def offline_start(spec: Offline, normalizer: Normalizer):
+def offline_start(spec: Offline, normalizer: Normalizer, pretrained: bool):
     def start(agent, seed_key, agent_state, data):
+        if spec.key_stream:
+            seed_key = jax.random.fold_in(seed_key, spec.key_stream)
         init_key, key = jax.random.split(seed_key)
         if agent_state is None:
             agent_state = agent.init(init_key)
+        elif pretrained:
+            agent_state = agent.enter_offline(agent_state, init_key, data["view"])
         return OfflineState(agent_state, normalizer, key)
 
     return start

@@ -141,6 +141,18 @@ class RunDir:
         record = dict(config, run_dir=str(self.path), provenance=provenance())
         _write_atomically(self.config_file, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
 
+    def open(self, config: dict) -> bool:
+        """Ready the directory for a run of `config` that a protocol drives (no user to ask): resume the
+        run there when its config is the same, else start afresh. Returns whether it resumes."""
+        if self.path.is_dir():
+            try:
+                self.prepare(config, resume=True, overwrite=False)
+                return True
+            except ConfigError:  # another config (or an older format) was interrupted here
+                pass
+        self.prepare(config, resume=False, overwrite=True)
+        return False
+
     def _check_resumable(self, saved: dict, config: dict, extendable: tuple[str, ...]) -> None:
         changed = sorted(k for k in set(saved) | set(config) if k not in RUN_CONTROL and saved.get(k) != config.get(k))
         shortened = [k for k in changed if k in extendable and config[k] < saved[k]]

@@ -161,8 +161,9 @@ def build_program(
     if dataset is not None:
         if any(p.reads_view for p in phases):
             data["view"] = agents.training_data(dataset)  # e.g. trajectory windows for sequence models
-        # What online transitions have, so the dataset can share a buffer or a batch with them.
-        data["dataset"] = dataset.replace(next_actions=None)
+        if not all(p.reads_view for p in phases):
+            # What online transitions have, so the dataset can share a buffer or a batch with them.
+            data["dataset"] = dataset.replace(next_actions=None)
     data = replicate(data, mesh)
 
     compiled, first_chunk, first_step = [], 0, 0
@@ -346,9 +347,10 @@ def run(
                 ) from None
             states = new_states
             last = c + 1 == num_chunks
-            edge = c + 1 == phase.first_chunk + phase.num_chunks or (c == phase.first_chunk and c > 0)
+            phase_end = c + 1 == phase.first_chunk + phase.num_chunks
+            edge = phase_end or (c == phase.first_chunk and c > 0)
             end = ChunkEnd(c, step, phase.spec.name, states, metrics, (c + 1) % eval_every == 0 or last or edge, last,
-                           seconds, phase.spec.chunk_steps)  # fmt: skip
+                           seconds, phase.spec.chunk_steps, program.phases.index(phase), phase_end)  # fmt: skip
             for hook in hooks:
                 hook.after_chunk(end)
     finally:

@@ -16,10 +16,12 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
+import hashlib
 import json
+import os
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -31,10 +33,14 @@ from envs.dynamics import DynamicsParams
 from envs.pathworld import suites
 from envs.pathworld.expert import expert_action
 from jaxrl.agents import ConfigError
+from jaxrl.agents.base import Agent, static
 from jaxrl.agents.dt import DT, DTBatch, masked_action_error
 from jaxrl.agents.optim import Trainable
 from jaxrl.engine.checkpoint import Checkpointer
 from jaxrl.engine.evaluation import evaluate_policy_with_memory
+from jaxrl.engine.phases import Offline, OfflineState, offline_chunk, offline_start
+from jaxrl.engine.stage import chunks_of, replicate_agent, run_stage
+from jaxrl.engine.trainer import WarmStart
 from jaxrl.protocols import modulation as pool_ops
 from jaxrl.protocols.suite import collect
 
@@ -172,7 +178,7 @@ def build_data(cfg: ContinualConfig, agent: DT, env, key) -> TaskData:
     return TaskData(agent.training_data(flat), jnp.asarray(returns, jnp.float32), params, parts * part, cfg.pretrain_tasks)
 
 
-# ----- one method's model, loss and training -----
+# ----- one method's model, loss and training, as an agent -----
 
 
 @struct.dataclass
@@ -183,13 +189,24 @@ class Learner:
     fisher: object  # EWC: the summed diagonal Fisher of every task so far (None otherwise)
 
 
-@dataclasses.dataclass(frozen=True)
-class ContinualLearner:
-    """One method's functions over a `Learner`, for a DT of `agent`'s size."""
+class ContinualAgent(Agent):
+    """One method of the protocol as an agent over a `Learner`, for a DT of `dt`'s size, so that the
+    trainer runs it (`TaskSequence`). `task` is the sequence task being learned (a leaf: a sequence's
+    chunk sets it from its index): batches are its rows, it is the oracle's pool entry, and from the
+    second task on the usage penalty is on. `span` is what a stage learns from: "task" (sequence task
+    `task`), "pretrain" (every pretraining task; DT's warm-up schedule at `pretrain_learning_rate`) or
+    "all" (every task: the multi-task bound)."""
 
-    agent: DT
-    method: Method
-    cfg: ContinualConfig
+    dt: DT = struct.field(default=None)
+    method: Method = static(None)
+    cfg: ContinualConfig = static(None)
+    rows: int = static(1)  # rows of each task in the data (task after task: pretraining tasks, then the sequence)
+    pretrain_tasks: int = static(1)
+    span: str = static("task")
+    task: jax.Array | int = 0
+
+    name = "continual"
+    description = "A continual-learning method over a pretrained Decision Transformer (L2M protocol)"
 
     @property
     def pool_size(self) -> int:
@@ -201,13 +218,14 @@ class ContinualLearner:
             "backbone": jax.tree.map(lambda _: "train" if self.method.backbone else "frozen", params["backbone"]),
             "pool": jax.tree.map(lambda _: "train", params["pool"]),
         }
-        return optax.multi_transform({"train": self.agent.optimizer(), "frozen": optax.set_to_zero()}, labels)
+        return optax.multi_transform({"train": self.dt.optimizer(), "frozen": optax.set_to_zero()}, labels)
 
-    def init(self, backbone, key) -> Learner:
+    def start(self, backbone, key) -> Learner:
+        """The method's state over a (pretrained) backbone: a fresh pool and optimizer."""
         pool = {}
         if self.method.pool:
-            a = self.agent
-            pool = pool_ops.init_pool(key, self.method.pool, self.pool_size, a.num_layers, a.embedding_dim,
+            d = self.dt
+            pool = pool_ops.init_pool(key, self.method.pool, self.pool_size, d.num_layers, d.embedding_dim,
                                       self.cfg.rank, self.cfg.prompt_length)  # fmt: skip
         params = {"backbone": backbone, "pool": pool}
         ewc = self.method.ewc
@@ -217,6 +235,26 @@ class ContinualLearner:
             anchor=backbone if ewc else None,
             fisher=jax.tree.map(jnp.zeros_like, backbone) if ewc else None,
         )
+
+    def init(self, key) -> Learner:
+        """A fresh DT (pretraining)."""
+        return self.start(self.dt.init(key).model.params, key)
+
+    def task_rows(self, task):
+        """[lo, hi): the rows of sequence task `task` (-1: every pretraining task)."""
+        lo = jnp.where(task < 0, 0, (self.pretrain_tasks + task) * self.rows)
+        return lo, jnp.where(task < 0, self.pretrain_tasks * self.rows, lo + self.rows)
+
+    def span_rows(self):
+        if self.span == "pretrain":
+            return 0, self.pretrain_tasks * self.rows
+        if self.span == "all":
+            return 0, (self.pretrain_tasks + len(self.cfg.sequence)) * self.rows
+        return self.task_rows(self.task)
+
+    def sample(self, view, key, batch_size: int) -> DTBatch:
+        lo, hi = self.span_rows()
+        return self.dt.windows(view, jax.random.randint(key, (batch_size,), lo, hi))
 
     def trainable_parameters(self, learner: Learner) -> int:
         params = learner.model.params
@@ -228,7 +266,7 @@ class ContinualLearner:
         """The pool entry of each window [B] and the cosine to its key [B] (None unless retrieved)."""
         batch_size = batch.mask.shape[0]
         if self.method.select == "retrieve":
-            q = pool_ops.query(self.agent.state_tokens(params["backbone"], batch), batch.mask)
+            q = pool_ops.query(self.dt.state_tokens(params["backbone"], batch), batch.mask)
             return pool_ops.select(pool_ops.cosine_similarity(q, params["pool"]["keys"]), usage, penalise)
         if self.method.select == "task":
             return jnp.broadcast_to(jnp.maximum(entry, 0), (batch_size,)).astype(jnp.int32), None
@@ -239,11 +277,11 @@ class ContinualLearner:
         backbone, pool = params["backbone"], params["pool"]
         index, cos = self.entries(params, usage, batch, entry, penalise)
         if self.method.pool is None:
-            return self.agent.predict(backbone, batch, key), index, None
+            return self.dt.predict(backbone, batch, key), index, None
         mod = pool_ops.modulation(pool, index)
         if self.method.select == "task":  # entry -1 (a pretraining task): scale 0, the frozen model exactly
             mod = mod.replace(scale=jnp.where(entry >= 0, mod.scale, 0.0))
-        return self.agent.predict(backbone, batch, key, mod), index, cos
+        return self.dt.predict(backbone, batch, key, mod), index, cos
 
     def loss(self, params, learner: Learner, batch, entry, penalise, key):
         actions, index, cos = self.predict(params, learner.usage, batch, entry, penalise, key)
@@ -256,32 +294,31 @@ class ContinualLearner:
             loss = loss + 0.5 * self.cfg.ewc_weight * sum(jax.tree.leaves(drift))
         return loss, (action_loss, index)
 
-    def train(self, learner: Learner, data: TaskData, lo, hi, entry, penalise, key, steps: int, learning_rate):
-        """`steps` updates on windows starting in rows [lo, hi); `entry` is the oracle's pool entry."""
+    def learning_rate_at(self, step):
+        if self.span == "pretrain":  # DT's warm-up schedule, at the pretraining rate
+            return self.cfg.pretrain_learning_rate / self.dt.learning_rate * self.dt.learning_rate_at(step)
+        return self.cfg.learning_rate
 
-        def update(learner: Learner, key):
-            k_rows, k_drop = jax.random.split(key)
-            batch = self.agent.windows(data.trajectory, jax.random.randint(k_rows, (self.cfg.batch_size,), lo, hi))
-            grads, (action_loss, index) = jax.grad(self.loss, has_aux=True)(
-                learner.model.params, learner, batch, entry, penalise, k_drop
-            )
-            model = learner.model.apply_gradients(grads, learning_rate, self.optimizer(learner.model.params))
-            usage = pool_ops.record_usage(learner.usage, index) if self.method.select == "retrieve" else learner.usage
-            return learner.replace(model=model, usage=usage), action_loss
+    def update_at(self, learner: Learner, batch, key, step):
+        penalise = (self.span == "task") & (self.task > 0)
+        grads, (action_loss, index) = jax.grad(self.loss, has_aux=True)(
+            learner.model.params, learner, batch, self.task, penalise, key
+        )
+        model = learner.model.apply_gradients(grads, self.learning_rate_at(step), self.optimizer(learner.model.params))
+        usage = pool_ops.record_usage(learner.usage, index) if self.method.select == "retrieve" else learner.usage
+        return learner.replace(model=model, usage=usage), {"action_loss": action_loss}
 
-        return jax.lax.scan(update, learner, jax.random.split(key, steps))
-
-    def end_task(self, learner: Learner, data: TaskData, lo, hi, key) -> Learner:
-        """EWC: add this task's diagonal Fisher (mean squared per-window gradient of the action loss) and
-        anchor the backbone here."""
+    def end_task(self, learner: Learner, view, lo, hi, key) -> Learner:
+        """EWC: add the diagonal Fisher (mean squared per-window gradient of the action loss) of the rows
+        [lo, hi) and anchor the backbone here."""
         if not self.method.ewc:
             return learner
         backbone = learner.model.params["backbone"]
-        batch = self.agent.windows(data.trajectory, jax.random.randint(key, (self.cfg.fisher_samples,), lo, hi))
+        batch = self.dt.windows(view, jax.random.randint(key, (self.cfg.fisher_samples,), lo, hi))
 
         def window_grad(window):
             single = jax.tree.map(lambda x: x[None], window)
-            return jax.grad(self.agent.action_loss)(backbone, single)
+            return jax.grad(self.dt.action_loss)(backbone, single)
 
         squared = jax.lax.map(lambda w: jax.tree.map(jnp.square, window_grad(w)), batch, batch_size=64)
         fisher = jax.tree.map(lambda f, g: f + jnp.mean(g, axis=0), learner.fisher, squared)
@@ -294,24 +331,34 @@ class ContinualLearner:
         params = learner.model.params
         return learner.replace(usage=pool_ops.switch_task(learner.usage), model=Trainable.create(params, self.optimizer(params)))
 
+    def enter_task(self, learner: Learner, key, view) -> Learner:
+        """What starting task `task` changes: EWC's Fisher of what came before (the pretraining tasks before
+        the first task) and its anchor; from the second task on, `start_task`."""
+        learner = self.end_task(learner, view, *self.task_rows(self.task - 1), key)
+        started = self.start_task(learner)
+        return jax.tree.map(lambda a, b: jnp.where(self.task > 0, a, b), started, learner)
+
+    def enter_offline(self, learner: Learner, key, view) -> Learner:
+        return self.enter_task(learner, key, view)
+
     def evaluate(self, learner: Learner, env, data: TaskData, tasks, key):
         """Success rate and return [len(tasks)] of the tasks (indices; each conditioned on its own target
         return), `eval_episodes` each."""
-        agent, params, usage = self.agent, learner.model.params, learner.usage
+        dt, params, usage = self.dt, learner.model.params, learner.usage
         entries = tasks - data.pretrain_tasks  # the oracle's entries; negative: a pretraining task, none
 
         def task(task_params, target, entry, key):
             def policy(obs, key, carry):
                 predict = lambda w: self.predict(params, usage, w, entry, False)[0]  # noqa: E731
-                return agent.act_with_carry(None, obs, key, carry, predict=predict)
+                return dt.act_with_carry(None, obs, key, carry, predict=predict)
 
             def init_carry(obs):
-                carry = agent.initial_carry(None, obs)
-                return carry.replace(target=jnp.full_like(carry.target, target * agent.reward_scale))
+                carry = dt.initial_carry(None, obs)
+                return carry.replace(target=jnp.full_like(carry.target, target * dt.reward_scale))
 
             returns, success = evaluate_policy_with_memory(
                 env, policy, key, self.cfg.eval_episodes, task_params,
-                init_carry=init_carry, observe=agent.observe, outcome="success",
+                init_carry=init_carry, observe=dt.observe, outcome="success",
             )  # fmt: skip
             return success.mean(), returns.mean()
 
@@ -323,10 +370,82 @@ class ContinualLearner:
 
         def task(t, key):
             start = t * data.rows + jax.random.randint(key, (windows,), 0, data.rows)
-            index, _ = self.entries(learner.model.params, learner.usage, self.agent.windows(data.trajectory, start), 0, False)
+            index, _ = self.entries(learner.model.params, learner.usage, self.dt.windows(data.trajectory, start), 0, False)
             return jnp.bincount(index, length=self.pool_size) / windows
 
         return jax.vmap(task)(tasks, jax.random.split(key, tasks.shape[0]))
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSequence:
+    """A trainer phase: offline learning through `tasks` tasks in turn, `steps_per_task` updates each and
+    `chunk_steps` per chunk, as one compiled chunk for the whole sequence (the task is a traced function
+    of the chunk index, so no task compiles a program of its own). As a task after the first starts, the
+    agent's `enter_task` runs (EWC's Fisher and anchor, a fresh optimizer, the usage weights)."""
+
+    tasks: int
+    steps_per_task: int
+    chunk_steps: int
+    batch_size: int
+    name: ClassVar[str] = "sequence"
+    reads_view: ClassVar[bool] = True
+
+    @property
+    def steps(self) -> int:
+        return self.tasks * self.steps_per_task
+
+    @property
+    def chunks_per_task(self) -> int:
+        return self.steps_per_task // self.chunk_steps
+
+    def _offline(self) -> Offline:
+        return Offline(self.steps, self.chunk_steps, self.batch_size)
+
+    def validate(self, agents, env, dataset):
+        if self.steps_per_task % self.chunk_steps:
+            raise ValueError(f"chunk_steps ({self.chunk_steps}) must divide steps_per_task ({self.steps_per_task})")
+        return self._offline().validate(agents, env, dataset)
+
+    def start(self, env, normalizer, pretrained: bool):
+        return offline_start(self._offline(), normalizer, pretrained)
+
+    def chunk(self, env, first_update: int, pretrained: bool):
+        learn_chunk, per_task = offline_chunk(self._offline(), first_update), self.chunks_per_task
+
+        def chunk(agent, state: OfflineState, index, data):
+            task_agent = agent.replace(task=index // per_task)
+            key, enter_key = jax.random.split(state.key)
+            state = jax.lax.cond(
+                (index % per_task == 0) & (index >= per_task),  # unbatched: a real branch
+                lambda s: s.replace(agent=task_agent.enter_task(s.agent, enter_key, data["view"])),
+                lambda s: s,
+                state.replace(key=key),
+            )
+            return learn_chunk(task_agent, state, index, data)
+
+        return chunk
+
+    def updates(self, agents) -> int:
+        return self.steps
+
+
+def stage_settings(cfg: ContinualConfig, stage: str, fields, **extra) -> dict:
+    """What a stage's run depends on (its directory, recorded with other settings, is trained afresh)."""
+    return {"protocol": "l2m", "stage": stage, **{f: getattr(cfg, f) for f in fields}, **extra}
+
+
+_DATA_FIELDS = ("sequence", "pretrain_tasks", "transitions_per_task", "noises", "seed")
+PRETRAIN_FIELDS = (*_DATA_FIELDS, *MODEL_FIELDS, "dropout", "reward_scale", "batch_size", "pretrain_steps",
+                   "pretrain_learning_rate")  # fmt: skip
+EVAL_STREAM = 7  # folded into the protocol's seed: the evaluation episodes, the same for every method
+
+
+def fingerprint(tree) -> str:
+    """A short hash of a pytree's values (which backbone a fine-tuning stage started from)."""
+    digest = hashlib.sha1()
+    for leaf in jax.tree.leaves(tree):
+        digest.update(np.asarray(leaf).tobytes())
+    return digest.hexdigest()[:16]
 
 
 # ----- the protocol -----
@@ -337,6 +456,10 @@ def make_agent(cfg: ContinualConfig, env) -> DT:
     return DT(embedding_dim=cfg.embedding_dim, num_layers=cfg.num_layers, num_heads=cfg.num_heads, context=cfg.context,
               embedding_dropout=cfg.dropout, attention_dropout=cfg.dropout, residual_dropout=cfg.dropout,
               reward_scale=cfg.reward_scale, warmup_steps=0.1 * total, target_return=0.0).configure(env.spec, total)  # fmt: skip
+
+
+def continual_agent(cfg: ContinualConfig, dt: DT, method: Method, data: TaskData, span: str = "task") -> ContinualAgent:
+    return ContinualAgent(dt=dt, method=method, cfg=cfg, rows=data.rows, pretrain_tasks=data.pretrain_tasks, span=span)
 
 
 def model_size(cfg: ContinualConfig, agent: DT) -> dict:
@@ -370,87 +493,104 @@ def load_pretrained(directory: Path, cfg: ContinualConfig, agent: DT, key):
     return restored["backbone"]
 
 
-def pretrain(cfg: ContinualConfig, agent: DT, data: TaskData, key, log=print):
-    learner = ContinualLearner(agent, PRETRAIN, cfg)
-    k_init, k_train = jax.random.split(key)
-    state = learner.init(agent.init(k_init).model.params, k_init)
-    hi = data.pretrain_tasks * data.rows
-    chunk = max(cfg.pretrain_steps // 8, 1)
-
-    @functools.partial(jax.jit, static_argnums=4)
-    def run(state, data, start, key, length: int):
-        def update(state, inputs):
-            step, k = inputs
-            lr = cfg.pretrain_learning_rate / agent.learning_rate * agent.learning_rate_at(step)
-            state, loss = learner.train(state, data, 0, hi, 0, False, k, 1, lr)
-            return state, loss[0]
-
-        return jax.lax.scan(update, state, (start + jnp.arange(length), jax.random.split(key, length)))
-
-    t0, done = time.perf_counter(), 0
-    for k in jax.random.split(k_train, -(-cfg.pretrain_steps // chunk)):
-        length = min(chunk, cfg.pretrain_steps - done)  # the last chunk may be shorter (one more compile)
-        state, losses = run(state, data, done, k, length)
-        done += length
-        log(f"  pretrain {done}/{cfg.pretrain_steps}: action loss {float(losses.mean()):.4f} ({time.perf_counter() - t0:.0f} s)")
-    return state.model.params["backbone"]
-
-
-def run_method(name: str, cfg: ContinualConfig, agent: DT, env, data: TaskData, backbone, key, log=print) -> dict:
-    """Fine-tune `name` through the sequence for every seed (one vmapped program); returns its results:
-    success[seed, after task i (0 = before), task of `evaluation_tasks`], returns, selections (the same tasks),
-    the entry each sequence task claimed, trainable parameters, time."""
-    method = METHODS[name]
-    learner = ContinualLearner(agent, method, cfg)
-    seeds, rows, p = cfg.seeds, data.rows, data.pretrain_tasks
-    k_init, k_run = jax.random.split(key)
-    state = jax.vmap(lambda k: learner.init(backbone, k))(jax.random.split(k_init, seeds))
-    # the data is an argument, not a constant baked into the programs
-    train = jax.jit(jax.vmap(lambda s, d, lo, hi, entry, penalise, steps, k: learner.train(
-        s, d, lo, hi, entry, penalise, k, steps, cfg.learning_rate), in_axes=(0, None, None, None, None, None, None, 0)),
-        static_argnums=6)  # fmt: skip
-    end_task = jax.jit(jax.vmap(learner.end_task, in_axes=(0, None, None, None, 0)))
-    evaluate = jax.jit(jax.vmap(lambda s, d, k: learner.evaluate(s, env, d, tasks, k), in_axes=(0, None, 0)))
-    keys = lambda k: jax.random.split(k, seeds)  # noqa: E731
-    tasks = jnp.asarray(evaluation_tasks(cfg))
-    p_eval = cfg.eval_pretrain_tasks
-    selections = jax.jit(jax.vmap(lambda s, d, k: learner.selections(s, d, tasks, k), in_axes=(0, None, 0)))
+def pretrain(cfg: ContinualConfig, agent: DT, data: TaskData, key, run_dir: Path, log=print):
+    """One DT on every pretraining task's rows, a trainer run in `run_dir`: the backbone."""
+    learner = continual_agent(cfg, agent, PRETRAIN, data, span="pretrain")
+    phase = TaskSequence(1, cfg.pretrain_steps, chunks_of(cfg.pretrain_steps), cfg.batch_size)
     t0 = time.perf_counter()
-    success, returns, claimed = [], [], []
+    stage = run_stage(replicate_agent(learner, 1), [phase], data.trajectory, key[None], run_dir,
+                      stage_settings(cfg, "pretrain", PRETRAIN_FIELDS))  # fmt: skip
+    losses = [r["action_loss"] for r in stage.rows]
+    log(f"  pretrain: action loss {losses[0]:.4f} -> {losses[-1]:.4f} ({time.perf_counter() - t0:.0f} s)")
+    return jax.tree.map(lambda x: x[0], stage.states.agent.model.params["backbone"])
 
-    def record(k):
-        s, r = evaluate(state, data, keys(k))
-        success.append(np.asarray(s))
-        returns.append(np.asarray(r))
 
-    k_eval, k_fisher, k_train = (jax.random.split(k, len(cfg.sequence) + 1) for k in jax.random.split(k_run, 3))
-    if name == "multitask":  # every task's data at once, the sequence's total updates
-        record(k_eval[0])
-        steps = cfg.steps_per_task * len(cfg.sequence)
-        state, _ = train(state, data, 0, (p + len(cfg.sequence)) * rows, 0, False, steps, keys(k_train[0]))
-        record(k_eval[1])
-    else:
-        state = end_task(state, data, 0, p * rows, keys(k_fisher[0]))  # EWC's anchor: the pretraining tasks
-        record(k_eval[0])
-        for i in range(len(cfg.sequence)):
-            if i > 0:
-                state = jax.vmap(learner.start_task)(state)
-            lo = (p + i) * rows
-            state, losses = train(state, data, lo, lo + rows, i, i > 0, cfg.steps_per_task, keys(k_train[i]))
-            state = end_task(state, data, lo, lo + rows, keys(k_fisher[i + 1]))
-            record(k_eval[i + 1])
-            if method.select == "retrieve":  # the entry this task claimed: what its windows select now
-                claimed.append(np.asarray(selections(state, data, keys(k_fisher[i + 1])))[:, p_eval + i].argmax(-1))
-            log(f"  {name} task {i + 1}/{len(cfg.sequence)} {cfg.sequence[i]}: action loss "
-                f"{float(losses[:, -100:].mean()):.4f}, success {success[-1][:, p_eval + i].mean():.2f} "
-                f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+class TaskEvaluations:
+    """A trainer hook: `score(learners, i)` (a dict of arrays over members) once before a sequence stage and
+    after each of its tasks, written to `directory/<i>.npz` before the chunk's checkpoint, so that a
+    resumed stage keeps the scores of the tasks it had finished."""
+
+    def __init__(self, score, chunks_per_task: int, initial_learners):
+        self.score, self.per_task, self.initial = score, chunks_per_task, initial_learners
+        self.directory = None
+
+    def into(self, directory: Path) -> "TaskEvaluations":
+        """Keep the scores in `directory` (inside the stage's run directory, once it is ready)."""
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not (self.directory / "0.npz").is_file():
+            self._write(0, self.initial)
+        return self
+
+    def _write(self, i: int, learners) -> None:
+        arrays = {k: np.asarray(v) for k, v in self.score(learners, i).items()}
+        tmp = self.directory / f"{i}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, self.directory / f"{i}.npz")
+
+    def after_chunk(self, end) -> None:
+        if (end.index + 1) % self.per_task == 0:
+            self._write((end.index + 1) // self.per_task, end.states.agent)
+
+    def load(self, count: int) -> list[dict]:
+        return [dict(np.load(self.directory / f"{i}.npz")) for i in range(count)]
+
+    def close(self) -> None:
+        pass
+
+
+def run_method(name: str, cfg: ContinualConfig, agent: DT, env, data: TaskData, backbone, key, run_dir: Path,
+               log=print, hooks: tuple = ()) -> dict:  # fmt: skip
+    """Fine-tune `name` through the sequence for every seed (one vmapped trainer run in `run_dir`, resumed
+    after a kill); returns its results: success[seed, after task i (0 = before), task of `evaluation_tasks`],
+    returns, selections (the same tasks), the entry each sequence task claimed, trainable parameters, time.
+    Evaluation episodes come from the protocol's seed alone: every method meets the same start states.
+    `hooks`: more trainer hooks (they run before the evaluations)."""
+    method = METHODS[name]
+    multitask = name == "multitask"  # every task's data at once, the sequence's total updates
+    learner = continual_agent(cfg, agent, method, data, span="all" if multitask else "task")
+    seeds, n = cfg.seeds, len(cfg.sequence)
+    k_init, k_run = jax.random.split(key)
+    start = jax.vmap(lambda k: learner.start(backbone, k))(jax.random.split(k_init, seeds))
+    tasks = jnp.asarray(evaluation_tasks(cfg))
+    retrieve = method.select == "retrieve"
+    # the data is an argument, not a constant baked into the programs
+    evaluate = jax.jit(jax.vmap(lambda s, d, k: learner.evaluate(s, env, d, tasks, k), in_axes=(0, None, 0)))
+    select = jax.jit(jax.vmap(lambda s, d, k: learner.selections(s, d, tasks, k), in_axes=(0, None, 0)))
+    eval_key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), EVAL_STREAM)
+
+    def score(learners, i):
+        keys = jax.random.split(jax.random.fold_in(eval_key, i), seeds)
+        success, returns = evaluate(learners, data, keys)
+        out = {"success": success, "returns": returns}
+        if retrieve:
+            out["selections"] = select(learners, data, keys)
+        return out
+
+    steps = cfg.steps_per_task * (n if multitask else 1)
+    phase = TaskSequence(1 if multitask else n, steps, chunks_of(steps), cfg.batch_size)
+    evaluations = TaskEvaluations(score, phase.chunks_per_task, start)
+    settings = stage_settings(cfg, name, tuple(f.name for f in dataclasses.fields(cfg) if f.name != "methods"),
+                              backbone=fingerprint(backbone))  # fmt: skip
+    t0 = time.perf_counter()
+    stage = run_stage(replicate_agent(learner, seeds), [phase], data.trajectory, jax.random.split(k_run, seeds),
+                      run_dir, settings, warm_start=WarmStart(start),
+                      hooks=lambda directory: (*hooks, evaluations.into(directory / "evaluations")))  # fmt: skip
+    scores = evaluations.load(phase.tasks + 1)
+    p_eval = cfg.eval_pretrain_tasks
+    for i in range(1, phase.tasks + 1):
+        task = "every task" if multitask else f"task {i}/{n} {cfg.sequence[i - 1]}"
+        loss = np.mean([r["action_loss"] for r in stage.rows if r["step"] == i * steps])
+        success = scores[i]["success"][:, -n:].mean() if multitask else scores[i]["success"][:, p_eval + i - 1].mean()
+        log(f"  {name} {task}: action loss {loss:.4f}, success {success:.2f}")
     result = {
-        "success": np.stack(success, axis=1),  # [seeds, evaluations, tasks]
-        "returns": np.stack(returns, axis=1),
-        "selections": np.asarray(selections(state, data, keys(k_run))),  # [seeds, tasks, pool] at the end
-        "trainable_parameters": learner.trainable_parameters(jax.tree.map(lambda x: x[0], state)),
+        "success": np.stack([s["success"] for s in scores], axis=1),  # [seeds, evaluations, tasks]
+        "returns": np.stack([s["returns"] for s in scores], axis=1),
+        "trainable_parameters": learner.trainable_parameters(jax.tree.map(lambda x: x[0], stage.states.agent)),
         "seconds": time.perf_counter() - t0,
     }
-    if claimed:
-        result["claimed"] = np.stack(claimed, axis=1)  # [seeds, sequence tasks]
+    if retrieve:
+        result["selections"] = scores[-1]["selections"]  # [seeds, tasks, pool] at the end
+        # the entry each task claimed: what its windows select after learning it
+        result["claimed"] = np.stack([scores[i + 1]["selections"][:, p_eval + i].argmax(-1) for i in range(n)], axis=1)
     return result

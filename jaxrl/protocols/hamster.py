@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import itertools
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +39,9 @@ from envs.pathworld.layout import generate
 from envs.pathworld.render import IMAGE_SIZES, image_coordinates, render
 from envs.pathworld.world import NUM_OBJECTS, TASKS, PathWorldCore, WorldParams, state_vector, unpack
 from jaxrl.agents import ConfigError
+from jaxrl.agents.supervised import Supervised
+from jaxrl.engine.phases import Offline
+from jaxrl.engine.stage import chunks_of, replicate_agent, run_stage
 from jaxrl.protocols import hierarchy
 from jaxrl.protocols.hierarchy import ActionModel, PathModel, PathPolicy, proprio
 
@@ -396,15 +400,30 @@ def init_params(kind: str, model, rows: dict, key, seeds: int):
     return jax.vmap(lambda k: model.init(k, *example))(jax.random.split(key, seeds))
 
 
-def train_model(cfg: HamsterConfig, kind: str, option, data: Data, key):
-    """One model for every seed (one vmapped program): (params [seeds], losses [seeds, steps])."""
+def learner(cfg: HamsterConfig, kind: str, rows: dict) -> Supervised:
+    """The model of `kind` as a supervised agent over rows of its training set."""
     model = models(cfg)[kind]
+    example = model_inputs(kind, jax.tree.map(lambda x: x[:1], rows))
+    return Supervised(init_params=lambda k: model.init(k, *example), loss=loss_of(kind, model), learning_rate=cfg.learning_rate)
+
+
+def model_settings(cfg: HamsterConfig, name: str) -> dict:
+    """What a trained model depends on (a model directory of other settings is trained afresh)."""
+    ignored = ("methods", "splits", "eval_episodes")
+    return {"protocol": "hamster", "model": name, **{k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}}
+
+
+def train_model(cfg: HamsterConfig, name: str, data: Data, key, run_dir: Path):
+    """One model for every seed, a trainer run in `run_dir` (resumed after a kill, restored when done):
+    (params [seeds], losses [seeds, chunks]: the mean loss of each chunk)."""
+    kind, option = needed(cfg)[name]
     rows = training_set(kind, option, data)
-    k_init, k_fit = jax.random.split(key)
-    params = init_params(kind, model, rows, k_init, cfg.seeds)
     steps = cfg.high_steps if kind == "high" else cfg.low_steps
-    run = hierarchy.fitter(loss_of(kind, model), steps, cfg.batch_size, cfg.learning_rate)
-    return jax.jit(jax.vmap(run, in_axes=(0, None, 0)))(params, rows, jax.random.split(k_fit, cfg.seeds))
+    agents = replicate_agent(learner(cfg, kind, rows), cfg.seeds)
+    phase = Offline(steps, chunks_of(steps), cfg.batch_size)
+    stage = run_stage(agents, [phase], rows, jax.random.split(key, cfg.seeds), run_dir, model_settings(cfg, name))
+    losses = np.asarray([[r["loss"] for r in stage.rows if r["seed"] == s] for s in range(cfg.seeds)])
+    return stage.states.agent.model.params, losses
 
 
 # ----- evaluation -----
@@ -479,9 +498,10 @@ def evaluation_variants(cfg: HamsterConfig) -> dict[str, Variants]:
     return {s: sample_variants(SPLITS[s], cfg.tasks, cfg.eval_episodes, rng) for s in cfg.splits}
 
 
-def run(cfg: HamsterConfig, key, log=print) -> dict:
+def run(cfg: HamsterConfig, key, workdir: Path, log=print) -> dict:
     """The whole protocol; returns per method: success [seeds, splits, episodes], frechet and adherence
-    (hierarchical methods), example episodes for the figure, seconds per stage."""
+    (hierarchical methods), example episodes for the figure, seconds per stage. Every model is a trainer
+    run in `workdir/<model>` (a rerun after a kill resumes there; finished models are not retrained)."""
     t0 = time.perf_counter()
     k_data, k_models, k_eval = jax.random.split(key, 3)
     log("data")
@@ -489,12 +509,11 @@ def run(cfg: HamsterConfig, key, log=print) -> dict:
     seconds = {"data": time.perf_counter() - t0}
     trained, losses = {}, {}
     todo = needed(cfg)
-    for (name, (kind, option)), k in zip(todo.items(), jax.random.split(k_models, len(todo)), strict=True):
+    for name, k in zip(todo, jax.random.split(k_models, len(todo)), strict=True):
         t = time.perf_counter()
-        trained[name], loss = train_model(cfg, kind, option, data, k)
-        losses[name] = np.asarray(loss)
+        trained[name], losses[name] = train_model(cfg, name, data, k, Path(workdir) / name.replace("/", "_"))
         seconds[name] = time.perf_counter() - t
-        log(f"  {name}: loss {losses[name][:, :50].mean():.4f} -> {losses[name][:, -200:].mean():.4f} ({seconds[name]:.0f} s)")
+        log(f"  {name}: loss {losses[name][:, 0].mean():.4f} -> {losses[name][:, -1].mean():.4f} ({seconds[name]:.0f} s)")
     variants = evaluation_variants(cfg)
     stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs), *[v.params for v in variants.values()])
     results = {}

@@ -11,14 +11,14 @@
   agent's progress along the path. No instruction: the path carries the task (as in HAMSTER's RVT-2).
 - The comparators' `ActionModel`: the high level's encoder (image and instruction) with an action head.
 Proprioception is the agent's own state (position, velocity, gripper, what it holds): everything else
-(walls, objects, goal) a policy reads off the image. All models train by supervised regression (`fit`),
-one compiled scan.
+(walls, objects, goal) a policy reads off the image. All models train by supervised regression, as
+supervised agents through the trainer (`hamster.train_model`).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -221,30 +221,3 @@ class PathPolicy(nn.Module):
         if self.use_image:
             parts.append(ConvEncoder(self.channels)(image))
         return jnp.tanh(MLP(self.hidden_dims, self.action_dim)(jnp.concatenate(parts, axis=-1)))
-
-
-def fitter(loss: Callable, steps: int, batch_size: int, learning_rate: float = 1e-3) -> Callable:
-    """The pure function (params, data, key) -> (params, losses [steps]) of `steps` Adam updates of
-    loss(params, batch) on uniform minibatches of the pytree `data` (leading axis: examples), one scan;
-    vmap it over params and keys for seeds."""
-    optimizer = optax.adam(learning_rate)
-
-    def run(params, data, key):
-        size = jax.tree.leaves(data)[0].shape[0]
-
-        def step(carry, key):
-            params, opt_state = carry
-            batch = jax.tree.map(lambda x: x[jax.random.randint(key, (batch_size,), 0, size)], data)
-            value, grads = jax.value_and_grad(loss)(params, batch)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), value
-
-        (params, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), jax.random.split(key, steps))
-        return params, losses
-
-    return run
-
-
-def fit(loss: Callable, params, data, key, steps: int, batch_size: int, learning_rate: float = 1e-3):
-    """`fitter` for one set of params, compiled. Returns (params, losses [steps])."""
-    return jax.jit(fitter(loss, steps, batch_size, learning_rate))(params, data, key)

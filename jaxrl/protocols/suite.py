@@ -33,7 +33,7 @@ try:
     import fcntl
 except ImportError:
     fcntl = None
-from jaxrl.agents import AGENTS, ConfigError
+from jaxrl.agents import AGENTS
 from jaxrl.data.d4rl import D4RL_LEVELS
 from jaxrl.data.dataset import Dataset
 from jaxrl.data.io import data_dir, load_dataset, save_dataset
@@ -343,12 +343,7 @@ def _train_generator(env, prof: SuiteProfile, key, out: Path, common: dict, log,
     its snapshots): (agent, the policy state after every `snapshot_every` env steps, its buffer)."""
     agent, program = _generating_program(env, prof)
     run_dir, config = RunDir(out / "generator"), {**common, "profile_settings": asdict(prof)}
-    resume = run_dir.path.is_dir()
-    try:
-        run_dir.prepare(config, resume=resume, overwrite=False)
-    except ConfigError:  # a generator of other settings (an older format) was interrupted here: start afresh
-        resume = False
-        run_dir.prepare(config, resume=False, overwrite=True)
+    resume = run_dir.open(config)  # a generator of other settings (an older format) starts afresh
     num_snapshots = program.num_chunks
 
     # a brax `small` suite trains for up to an hour: say how far it is (the chunk has synced anyway)

@@ -1,7 +1,7 @@
 """HAMSTER's training programs: the high level (image + instruction -> path) and the low level (proprioception
 + image + path drawn in channels -> action), at the model sizes of `make reproduce-hamster` (CPU: CNN 16-32-32,
 MLP 2x256, batch 64; the same at 64 px), 1 and 8 seeds vmapped, on random uint8 rows of the real shapes:
-only the shapes matter for speed. One chunk is one `hierarchy.fitter` scan, as `hamster.train_model` runs."""
+only the shapes matter for speed. One chunk is one chunk of the trainer's offline phase, as `hamster.train_model` runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import numpy as np
 
 from benchmarks.timing import Result, time_program
 from envs.pathworld.expert import MAX_WAYPOINTS
+from jaxrl.engine.phases import Offline
+from jaxrl.engine.stage import replicate_agent
+from jaxrl.engine.trainer import build_program
 from jaxrl.protocols import hamster, hierarchy
 
 ROWS = 4_096
@@ -34,17 +37,13 @@ def random_rows(size: int) -> dict:
 def bench_hierarchy(level: str, size: int, members: int, chunk_steps: int, repeats: int, quiet_wait: float) -> Result:
     cfg = hamster.HamsterConfig(image_size=size)
     kind = "high" if level == "high" else "channels"
-    model = hamster.models(cfg)[kind]
     rows = random_rows(size)
-    params = hamster.init_params(kind, model, rows, jax.random.PRNGKey(0), members)
-    run = jax.vmap(hierarchy.fitter(hamster.loss_of(kind, model), chunk_steps, cfg.batch_size), in_axes=(0, None, 0))
-
-    @jax.jit
-    def chunk(params, index):
-        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(1), index), members)
-        return run(params, rows, keys)
+    agents = replicate_agent(hamster.learner(cfg, kind, rows), members)
+    phase = Offline(chunk_steps, chunk_steps, cfg.batch_size)
+    program = build_program(agents, [phase], normalizer=None, eval_env=None, eval_episodes=0, dataset=rows)
+    states = program.init(jax.random.split(jax.random.PRNGKey(0), members))
 
     label = f"HAMSTER {'high level' if level == 'high' else 'low level (channels)'} {size} px x{members}"
-    timing = time_program(chunk, params, repeats, label, quiet_wait)
+    timing = time_program(program.chunk, states, repeats, label, quiet_wait)
     setting = f"CNN {cfg.channels}, MLP {cfg.hidden_dims}, batch {cfg.batch_size}, {size} px, chunk {chunk_steps}"
     return Result.of(label, setting, timing, chunk_steps, members, "updates/s")
