@@ -37,7 +37,7 @@ from jaxrl.engine.reporting import BASELINES, baselines_line
 from jaxrl.engine.returns import dataset_returns_to_go
 from jaxrl.engine.run_dir import RunDir
 from jaxrl.engine.sweep import make_members, member_keys, parse_sweep, stack_agents
-from jaxrl.protocols.corruption import corrupt
+from jaxrl.protocols.corrupt import corrupt
 from jaxrl.protocols.suite import LEVELS, load_level, suite_dir
 
 __all__ = ["TrainConfig", "Built", "build", "train", "LoadedRun", "load_run", "main"]

@@ -9,8 +9,9 @@ import pytest
 
 from jaxrl.agents.base import ConfigError
 from jaxrl.data import Dataset
+from jaxrl.protocols import corrupt
 from jaxrl.protocols import corruption as C
-from tests.rounding import assert_equal_up_to_rounding
+from tests.rounding import assert_equal_up_to_rounding, assert_trees_equal
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts", "next_actions")
 
@@ -41,8 +42,10 @@ def small():
 
 
 @pytest.fixture(scope="module")
-def attacker(small):
-    return C.pretrain_attacker(small, C.Corruption(("observations",), mode="adversarial", **TINY))
+def attacker(small, tmp_path_factory):
+    return corrupt.pretrain_attacker(
+        small, C.Corruption(("observations",), mode="adversarial", **TINY), tmp_path_factory.mktemp("c")
+    )
 
 
 def _changed_rows(new, old):
@@ -91,7 +94,7 @@ def test_random_actions_are_not_clipped(large):
 def test_corrupt_several_elements_redraws_rows_and_records_them(large):
     corruption = C.Corruption(("observations", "actions", "rewards", "dynamics"), seed=4)
     metadata = {"env": "synthetic"}
-    new, meta = C.corrupt(large, metadata, corruption, verbose=False)
+    new, meta = corrupt.corrupt(large, metadata, corruption, verbose=False)
     assert metadata == {"env": "synthetic"}  # the caller's dict is not modified
     assert meta["env"] == "synthetic" and meta["corruption"]["mode"] == "random"
     assert meta["corruption"]["elements"] == list(corruption.elements) and meta["corruption"]["rate"] == 0.3
@@ -108,10 +111,10 @@ def test_corrupt_several_elements_redraws_rows_and_records_them(large):
 
 def test_corrupt_is_deterministic_given_the_seed(small):
     corruption = C.Corruption(("actions", "dynamics"), seed=7)
-    (a, meta_a), (b, _) = (C.corrupt(small, {}, corruption, verbose=False) for _ in range(2))
+    (a, meta_a), (b, _) = (corrupt.corrupt(small, {}, corruption, verbose=False) for _ in range(2))
     for name in FIELDS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    c, meta_c = C.corrupt(small, {}, dataclasses.replace(corruption, seed=8), verbose=False)
+    c, meta_c = corrupt.corrupt(small, {}, dataclasses.replace(corruption, seed=8), verbose=False)
     assert not np.array_equal(meta_a["corrupted_indices"]["actions"], meta_c["corrupted_indices"]["actions"])
     assert not np.array_equal(a.next_observations, c.next_observations)
 
@@ -156,20 +159,20 @@ def test_adversarial_rewards_are_negated_and_scaled(small):
 def test_adversarial_cache_hits_and_misses(small, attacker, tmp_path, monkeypatch):
     calls = []
 
-    def fake_pretrain(dataset, corruption):
+    def fake_pretrain(dataset, corruption, cache_dir=None):
         calls.append(corruption)
         return attacker
 
-    monkeypatch.setattr(C, "pretrain_attacker", fake_pretrain)
+    monkeypatch.setattr(corrupt, "pretrain_attacker", fake_pretrain)
     corruption = C.Corruption(("actions", "rewards"), mode="adversarial", **TINY)
-    first, meta = C.corrupt(small, {}, corruption, cache_dir=tmp_path, verbose=False)
+    first, meta = corrupt.corrupt(small, {}, corruption, cache_dir=tmp_path, verbose=False)
     assert len(calls) == 1 and [p.suffix for p in tmp_path.iterdir()] == [".npz"]  # no temporary file left
 
-    def no_training(dataset, corruption):
+    def no_training(dataset, corruption, cache_dir=None):
         raise AssertionError("the attacker was retrained")
 
-    monkeypatch.setattr(C, "pretrain_attacker", no_training)
-    second, meta_hit = C.corrupt(small, {}, corruption, cache_dir=tmp_path, verbose=False)
+    monkeypatch.setattr(corrupt, "pretrain_attacker", no_training)
+    second, meta_hit = corrupt.corrupt(small, {}, corruption, cache_dir=tmp_path, verbose=False)
     for name in FIELDS:
         np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
     for element in corruption.elements:
@@ -177,9 +180,9 @@ def test_adversarial_cache_hits_and_misses(small, attacker, tmp_path, monkeypatc
     assert meta_hit["corruption"] == meta["corruption"]
 
     with pytest.raises(AssertionError, match="retrained"):  # another setting is another file
-        C.corrupt(small, {}, dataclasses.replace(corruption, scale=0.5), cache_dir=tmp_path, verbose=False)
+        corrupt.corrupt(small, {}, dataclasses.replace(corruption, scale=0.5), cache_dir=tmp_path, verbose=False)
     with pytest.raises(AssertionError, match="retrained"):  # and so is other data
-        C.corrupt(small.replace(rewards=small.rewards + 1), {}, corruption, cache_dir=tmp_path, verbose=False)
+        corrupt.corrupt(small.replace(rewards=small.rewards + 1), {}, corruption, cache_dir=tmp_path, verbose=False)
 
 
 def test_cache_key_covers_data_and_every_setting(small):
@@ -220,9 +223,16 @@ def test_validation_names_the_field(changes, field):
     assert C.Corruption(("actions",), rate=1.0).validate() is not None
 
 
-def test_attacker_is_trained_once_per_data_and_settings(small, attacker):
+def test_attacker_is_trained_once_per_data_and_settings(small, attacker, tmp_path):
     """A table attacks observations, actions and dynamics of one dataset: one attacker serves them all."""
-    again = C.pretrain_attacker(small, C.Corruption(("actions", "dynamics"), mode="adversarial", rate=0.5, **TINY))
+    again = corrupt.pretrain_attacker(
+        small, C.Corruption(("actions", "dynamics"), mode="adversarial", rate=0.5, **TINY), tmp_path
+    )
     assert again is attacker
-    other = C.pretrain_attacker(small, C.Corruption(("actions",), mode="adversarial", **{**TINY, "seed": 7}))
+    seven = C.Corruption(("actions",), mode="adversarial", **{**TINY, "seed": 7})
+    other = corrupt.pretrain_attacker(small, seven, tmp_path)
     assert other is not attacker
+    # the attacker is a trainer run under the cache: another process restores it instead of training again
+    assert [p.name for p in (tmp_path / "attackers").iterdir()] and (tmp_path / "attackers").is_dir()
+    corrupt._ATTACKERS.clear()
+    assert_trees_equal(corrupt.pretrain_attacker(small, seven, tmp_path), other)

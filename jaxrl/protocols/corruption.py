@@ -8,7 +8,8 @@ is lowest (rewards become -eps * r).
 
 Corruption is applied to the raw dataset as loaded, before any reward or observation normalisation:
 the normalising statistics (RIQL's observation standardisation included) are then those of the
-corrupted data, as in the paper.
+corrupted data, as in the paper. This module is what a corruption is and its operations (a config can
+hold one without reaching the trainer); `jaxrl.protocols.corrupt` applies one, training the attacker.
 """
 
 from __future__ import annotations
@@ -18,11 +19,6 @@ import functools
 import hashlib
 import json
 import math
-import os
-import tempfile
-import time
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Literal
 
 import jax
@@ -31,16 +27,13 @@ import numpy as np
 import optax
 from jax.tree_util import Partial
 
-from jaxrl.agents import make_agent
 from jaxrl.agents.base import ConfigError
-from jaxrl.data.dataset import Dataset, sample_batch
-from jaxrl.data.io import data_dir
+from jaxrl.data.dataset import Dataset
 
 ELEMENTS = ("observations", "actions", "rewards", "dynamics")
 MODES = ("random", "adversarial")
 FIELDS = {"observations": "observations", "actions": "actions", "rewards": "rewards", "dynamics": "next_observations"}
-CACHE_FORMAT = 2  # part of the cache key: bump when the attack changes, so stale files are not reused
-ATTACKER_BATCH_SIZE = 256
+CACHE_FORMAT = 3  # part of the cache key: bump when the attack changes, so stale files are not reused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,55 +191,7 @@ def _as_pytree(fn):
     return fn if fn is None or isinstance(fn, Partial) else Partial(fn)
 
 
-def _mean_q(agent, critic_params, obs, act):
-    return agent.critic_net.apply(critic_params, obs, act).mean(axis=0)
-
-
-def _greedy_action(agent, actor_params, obs):
-    return jnp.tanh(agent.actor_net.apply(actor_params, obs)[0])
-
-
-_ATTACKERS: dict[str, tuple] = {}  # this process's trained attackers, by data and attacker settings
-
-
-def pretrain_attacker(dataset: Dataset, corruption: Corruption):
-    """EDAC trained on the clean dataset in one compiled scan; returns (ensemble-mean q_fn, greedy policy_fn).
-
-    A table attacks each element of the same data with the same attacker: it is trained once per process.
-    """
-    attacker_settings = {k: v for k, v in dataclasses.asdict(corruption).items() if k.startswith("attacker") or k == "seed"}
-    key = cache_key(dataset, attacker_settings)
-    if key not in _ATTACKERS:
-        _ATTACKERS.clear()  # keep one: parameters of large attackers are not small
-        _ATTACKERS[key] = _train_attacker(dataset, corruption)
-    return _ATTACKERS[key]
-
-
-def _train_attacker(dataset: Dataset, corruption: Corruption):
-    spec = SimpleNamespace(obs_dim=dataset.observations.shape[1], action_dim=dataset.actions.shape[1])
-    agent = make_agent("edac", hidden_dims=tuple(corruption.attacker_hidden_dims), num_critics=corruption.attacker_num_critics)
-    agent = agent.configure(spec, corruption.attacker_steps)
-    k_init, k_train = jax.random.split(_attacker_key(corruption.seed))
-
-    @jax.jit
-    def train(dataset, key):
-        def step(state, key):
-            k_batch, k_update = jax.random.split(key)
-            state, _ = agent.update(state, sample_batch(dataset, k_batch, ATTACKER_BATCH_SIZE), k_update)
-            return state, None
-
-        state, _ = jax.lax.scan(step, agent.init(k_init), jax.random.split(key, corruption.attacker_steps))
-        return state
-
-    state = train(dataset, k_train)
-    return Partial(_mean_q, agent, state.critic.params), Partial(_greedy_action, agent, state.actor.params)
-
-
-def _attacker_key(seed: int) -> jax.Array:
-    return jax.random.split(jax.random.PRNGKey(seed))[0]
-
-
-def _element_key(seed: int, element: str) -> jax.Array:
+def element_key(seed: int, element: str) -> jax.Array:
     # keyed by the element's name, so adding an element leaves the others' rows and noise unchanged
     return jax.random.fold_in(jax.random.split(jax.random.PRNGKey(seed))[1], ELEMENTS.index(element))
 
@@ -264,70 +209,3 @@ def cache_key(dataset: Dataset, corruption: Corruption | dict) -> str:
     settings = corruption if isinstance(corruption, dict) else dataclasses.asdict(corruption)
     h.update(json.dumps(settings, sort_keys=True).encode())
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    # a partly written file must never be read as a cache hit by a concurrent or later run
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _apply_all(dataset: Dataset, corruption: Corruption, log) -> tuple[Dataset, dict[str, jax.Array]]:
-    q_fn = policy_fn = None
-    if corruption.mode == "adversarial" and set(corruption.elements) - {"rewards"}:
-        t0 = time.perf_counter()
-        q_fn, policy_fn = jax.block_until_ready(pretrain_attacker(dataset, corruption))  # on the clean data
-        log(f"[corruption] trained the EDAC attacker for {corruption.attacker_steps} steps ({time.perf_counter() - t0:.0f} s)")
-    masks = {}
-    for element in corruption.elements:
-        key = _element_key(corruption.seed, element)
-        if corruption.mode == "random":
-            dataset, masks[element] = random_corruption(dataset, element, corruption.rate, corruption.scale, key)
-        else:
-            lr = corruption.attack_lr * corruption.scale
-            dataset, masks[element] = adversarial_corruption(
-                dataset, element, corruption.rate, corruption.scale, key, q_fn, policy_fn, corruption.attack_steps, lr
-            )
-    return dataset, masks
-
-
-def corrupt(
-    dataset: Dataset, metadata: dict, corruption: Corruption, *, cache_dir: Path | None = None, verbose: bool = True
-) -> tuple[Dataset, dict]:
-    """Corrupt `dataset` as `corruption` says (deterministic given its seed).
-
-    Returns the corrupted dataset and a copy of `metadata` with "corruption" (the settings) and
-    "corrupted_indices" ({element: sorted row indices}). Adversarial results, which cost an attacker's
-    training, are cached under `cache_dir` (default: data_dir()/corruption) by a hash of the data and
-    of every setting; random ones are cheap and recomputed.
-    """
-    corruption.validate()
-    log = print if verbose else (lambda *a, **k: None)
-    fields = [FIELDS[e] for e in corruption.elements]
-    cache_path = None
-    if corruption.mode == "adversarial":
-        cache_path = Path(cache_dir or data_dir() / "corruption") / f"{cache_key(dataset, corruption)}.npz"
-    if cache_path is not None and cache_path.is_file():
-        with np.load(cache_path) as cached:
-            dataset = dataset.replace(**{f: jnp.asarray(cached[f]) for f in fields})
-            indices = {e: cached[f"indices/{e}"] for e in corruption.elements}
-        log(f"[corruption] loaded {cache_path}")
-    else:
-        dataset, masks = _apply_all(dataset, corruption, log)
-        for element in corruption.elements:  # e.g. an attacker that diverged: fail here, and cache nothing
-            if not bool(jnp.isfinite(getattr(dataset, FIELDS[element])).all()):
-                raise ValueError(f"corruption of {element} ({corruption.mode}) produced non-finite values")
-        indices = {e: np.flatnonzero(np.asarray(m)) for e, m in masks.items()}
-        if cache_path is not None:
-            arrays = {f: np.asarray(getattr(dataset, f)) for f in fields}
-            _write_atomic(cache_path, arrays | {f"indices/{e}": i for e, i in indices.items()})
-    settings = dataclasses.asdict(corruption) | {"elements": list(corruption.elements)}
-    settings["num_corrupted"] = {e: int(i.size) for e, i in indices.items()}
-    return dataset, {**metadata, "corruption": settings, "corrupted_indices": indices}
