@@ -12,6 +12,7 @@ stores) into a config; command-line flags given after `--config FILE` override t
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -277,13 +278,48 @@ def parse_assignments(specs: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
-def protocol_config(config_cls, settings: dict, args, name: str):
-    """A reproduce script's validated config, or SystemExit naming the problem; sets and creates `args.out`
-    (default experiments/results/<name>, or <name>-full with --full)."""
+def protocol_command(command_cls, argv: list[str] | None, *, name: str, description: str, full: dict):
+    """The reproduce scripts' front end, the same as `jaxrl.train`'s: tyro over `command_cls`, a dataclass
+    whose `protocol` field is the protocol's config (its settings are flags without a prefix, e.g.
+    `--seeds 2`) beside the script's own options, among them `config` (a YAML file of protocol settings)
+    and `full` (the GPU-scale preset `full`), which set defaults that the other flags override. Returns
+    the command with its protocol config validated and `out` set and created (default
+    experiments/results/<name>, or <name>-full with --full), or SystemExit naming the problem."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    protocol_cls = typing.get_type_hints(command_cls)["protocol"]
+    settings = dict(full) if "--full" in argv else {}
     try:
-        cfg = config_cls(**settings).validate()
+        if "--config" in argv:
+            i = argv.index("--config")
+            if i + 1 >= len(argv):
+                raise ConfigError("--config needs a YAML file")
+            settings.update(_protocol_settings(Path(argv[i + 1]), protocol_cls))
+        default = command_cls(protocol=protocol_cls(**settings))
+    except (ConfigError, TypeError) as err:
+        raise SystemExit(f"error: {err}") from None
+    command = tyro.cli(command_cls, args=argv, default=default, prog=f"python scripts/reproduce_{name}.py",
+                       description=description, config=(tyro.conf.OmitArgPrefixes,))  # fmt: skip
+    try:
+        command.protocol.validate()
     except ConfigError as err:
         raise SystemExit(f"error: {err}") from None
-    args.out = Path(args.out or Path("experiments/results") / (f"{name}-full" if args.full else name))
-    args.out.mkdir(parents=True, exist_ok=True)
-    return cfg
+    command.out = Path(command.out or Path("experiments/results") / (f"{name}-full" if command.full else name))
+    command.out.mkdir(parents=True, exist_ok=True)
+    return command
+
+
+def _protocol_settings(path: Path, protocol_cls) -> dict:
+    """A protocol config's settings from a YAML mapping (lists become the tuples the fields hold)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: protocol config file not found")
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    fields = {f.name for f in dataclasses.fields(protocol_cls)}
+    if not isinstance(spec, dict) or set(spec) - fields:
+        unknown = sorted(set(spec) - fields) if isinstance(spec, dict) else spec
+        raise ConfigError(f"{path}: unknown setting(s) {unknown}; {protocol_cls.__name__} has: {', '.join(sorted(fields))}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}

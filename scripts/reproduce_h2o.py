@@ -1,10 +1,10 @@
 """H2O's comparison with one command: real data of the real env plus a simulator with shifted dynamics,
 every policy evaluated in the real env, and the paper's claims checked.
 
-python scripts/reproduce_h2o.py            # CPU scale: Pendulum (experiments/tables/h2o_pendulum.yaml), then
+  python scripts/reproduce_h2o.py            # CPU scale: Pendulum (experiments/tables/h2o_pendulum.yaml), then
                                            # the scarce-data table (h2o_scarce_pendulum.yaml)
-python scripts/reproduce_h2o.py --full     # GPU scale: brax halfcheetah/hopper (experiments/tables/h2o_brax.yaml)
-python scripts/reproduce_h2o.py --only h2o --rows "gravity x2, medium-replay"   # one column of one row
+  python scripts/reproduce_h2o.py --full     # GPU scale: brax halfcheetah/hopper (experiments/tables/h2o_brax.yaml)
+  python scripts/reproduce_h2o.py --only h2o --rows "gravity x2, medium-replay"   # one column of one row
 
 Writes runs/tables/<name>/table.md, table.png and cells.jsonl per table.
 """

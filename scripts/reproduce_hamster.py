@@ -2,9 +2,10 @@
 on PathWorld, train the high levels, low levels and the flat and monolithic comparators for every seed,
 evaluate every method on every split, and check the paper's claims.
 
-python scripts/reproduce_hamster.py                    # CPU scale: 32 px, 3 seeds
-python scripts/reproduce_hamster.py --full             # GPU scale: 64 px, more data and steps
-python scripts/reproduce_hamster.py --methods hamster flat --seeds 2 --out runs/hamster-try
+  python scripts/reproduce_hamster.py                    # CPU scale: 32 px, 3 seeds
+  python scripts/reproduce_hamster.py --full             # GPU scale: 64 px, more data and steps
+  python scripts/reproduce_hamster.py --methods hamster flat --seeds 2 --out runs/hamster-try
+  python scripts/reproduce_hamster.py --help             # every setting of the protocol, with its default
 
 Writes <out>/results.md (tables, claims), episodes.png (rendered episodes with the followed path and the
 executed trajectory per method and split), results.npz (every metric) and config.json. Every model is a
@@ -13,7 +14,6 @@ trainer run in <out>/runs/<model>: run the same command again after a kill and i
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxrl.config import protocol_config
+from jaxrl.config import protocol_command
 from jaxrl.protocols import hamster
 from jaxrl.protocols import hamster_report as report
 
@@ -31,34 +31,24 @@ FULL = dict(image_size=64, demo_episodes=300, offdomain_paths=300_000, pointing=
             channels=(32, 64, 64), high_steps=30_000, low_steps=20_000, batch_size=256, eval_episodes=64, seeds=5)  # fmt: skip
 
 
-def parse(argv=None) -> tuple[hamster.HamsterConfig, argparse.Namespace]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="GPU scale (64 px, more data, longer training)")
-    parser.add_argument("--methods", nargs="*", help=f"methods (default all: {', '.join(hamster.METHODS)})")
-    parser.add_argument("--splits", nargs="*", help=f"evaluation splits (default all: {', '.join(hamster.SPLITS)})")
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--high-steps", type=int)
-    parser.add_argument("--low-steps", type=int)
-    parser.add_argument("--demo-episodes", type=int)
-    parser.add_argument("--eval-episodes", type=int)
-    parser.add_argument("--out", help="output directory (default experiments/results/hamster, or hamster-full)")
-    args = parser.parse_args(argv)
-    settings = dict(FULL) if args.full else {}
-    for name in ("methods", "splits", "seeds", "high_steps", "low_steps", "demo_episodes", "eval_episodes"):
-        value = getattr(args, name)
-        if value:
-            settings[name] = tuple(value) if name in ("methods", "splits") else value
-    cfg = protocol_config(hamster.HamsterConfig, settings, args, "hamster")
-    return cfg, args
+@dataclasses.dataclass
+class Command:
+    protocol: hamster.HamsterConfig = hamster.HamsterConfig()
+    full: bool = False
+    """GPU scale: 64 px, more data, longer training (settings after it override it)"""
+    config: Path | None = None
+    """a YAML file of protocol settings (later flags override it)"""
+    out: Path | None = None
+    """output directory (default experiments/results/hamster, or hamster-full with --full)"""
 
 
 def main(argv=None) -> None:
-    cfg, args = parse(argv)
-    out: Path = args.out
+    command = protocol_command(Command, argv, name="hamster", description=__doc__, full=FULL)
+    cfg, out = command.protocol, command.out
     t0 = time.perf_counter()
     result = hamster.run(cfg, jax.random.PRNGKey(cfg.seed), out / "runs")
     wall = time.perf_counter() - t0
-    write(out, cfg, result, wall, args)
+    write(out, cfg, result, wall, command)
     print((out / "results.md").read_text())
 
 

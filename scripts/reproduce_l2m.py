@@ -2,10 +2,11 @@
 PathWorld's pretraining tasks, then fine-tune it through a sequence of held-out tasks with every method,
 evaluating each on every task after each task, and check the paper's claims.
 
-python scripts/reproduce_l2m.py                  # CPU scale: 6-task sequence, a small DT (about an hour of 2 cores)
-python scripts/reproduce_l2m.py --full           # GPU scale: the 10-task sequence, the reference's model size
-python scripts/reproduce_l2m.py --methods l2m full-ft --seeds 2 --out runs/l2m-try
-python scripts/reproduce_l2m.py --pretrained runs/l2m/pretrained   # reuse a pretrained checkpoint
+  python scripts/reproduce_l2m.py                  # CPU scale: 6-task sequence, a small DT (about an hour of 2 cores)
+  python scripts/reproduce_l2m.py --full           # GPU scale: the 10-task sequence, the reference's model size
+  python scripts/reproduce_l2m.py --methods l2m full-ft --seeds 2 --out runs/l2m-try
+  python scripts/reproduce_l2m.py --pretrained runs/l2m/pretrained   # reuse a pretrained checkpoint
+  python scripts/reproduce_l2m.py --help           # every setting of the protocol, with its default
 
 Writes <out>/results.md (tables, claims), matrices.png, results.npz (every matrix) and pretrained/ (the
 pretrained DT checkpoint, unless --pretrained names one). Pretraining and every method's fine-tuning are
@@ -14,7 +15,6 @@ trainer runs in <out>/runs/: run the same command again after a kill and it resu
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -25,7 +25,7 @@ import numpy as np
 
 import envs
 from envs.pathworld import suites
-from jaxrl.config import protocol_config
+from jaxrl.config import protocol_command
 from jaxrl.protocols import continual
 from jaxrl.protocols import continual_report as report
 from jaxrl.protocols.claims import mean_std
@@ -39,38 +39,32 @@ FULL = dict(
 )  # fmt: skip
 
 
-def parse(argv=None) -> tuple[continual.ContinualConfig, argparse.Namespace]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="GPU scale (10 tasks, a 6-layer 768-wide DT)")
-    parser.add_argument("--methods", nargs="*", help=f"methods to run (default all: {', '.join(continual.METHODS)})")
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--steps-per-task", type=int)
-    parser.add_argument("--pretrain-steps", type=int)
-    parser.add_argument("--pretrained", help="a pretrained checkpoint directory to start from (skips pretraining)")
-    parser.add_argument("--out", help="output directory (default experiments/results/l2m, or l2m-full)")
-    args = parser.parse_args(argv)
-    settings = dict(FULL) if args.full else {}
-    for name in ("methods", "seeds", "steps_per_task", "pretrain_steps"):
-        value = getattr(args, name)
-        if value:
-            settings[name] = tuple(value) if name == "methods" else value
-    cfg = protocol_config(continual.ContinualConfig, settings, args, "l2m")
-    return cfg, args
+@dataclasses.dataclass
+class Command:
+    protocol: continual.ContinualConfig = continual.ContinualConfig()
+    full: bool = False
+    """GPU scale: the 10-task sequence, the reference's model size (settings after it override it)"""
+    config: Path | None = None
+    """a YAML file of protocol settings (later flags override it)"""
+    pretrained: Path | None = None
+    """a pretrained checkpoint directory to start from (skips pretraining)"""
+    out: Path | None = None
+    """output directory (default experiments/results/l2m, or l2m-full with --full)"""
 
 
 def main(argv=None) -> None:
-    cfg, args = parse(argv)
-    out: Path = args.out
+    command = protocol_command(Command, argv, name="l2m", description=__doc__, full=FULL)
+    cfg, out = command.protocol, command.out
     t0 = time.perf_counter()
     env = envs.make("pathworld/reach")  # the task comes from each variant's params
     agent = continual.make_agent(cfg, env)
     k_data, k_pretrain, k_methods = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
-    if args.pretrained:  # checked against the config before anything compiles
-        backbone = continual.load_pretrained(Path(args.pretrained), cfg, agent, k_pretrain)
+    if command.pretrained:  # checked against the config before anything compiles
+        backbone = continual.load_pretrained(command.pretrained, cfg, agent, k_pretrain)
     print(f"data: {cfg.pretrain_tasks} pretraining + {len(cfg.sequence)} sequence tasks x {cfg.transitions_per_task} transitions")
     data = continual.build_data(cfg, agent, env, k_data)
     print(f"  done ({time.perf_counter() - t0:.0f} s)")
-    if not args.pretrained:
+    if not command.pretrained:
         print(f"pretraining a {cfg.num_layers}-layer, {cfg.embedding_dim}-wide DT for {cfg.pretrain_steps} steps")
         backbone = continual.pretrain(cfg, agent, data, k_pretrain, out / "runs" / "pretrain")
         continual.save_pretrained(out.resolve() / "pretrained", cfg, agent, backbone)
@@ -82,7 +76,7 @@ def main(argv=None) -> None:
         print(f"  final {mean_std(m['final'])}, retention {mean_std(m['retention'])} "
               f"({results[name]['seconds']:.0f} s)")  # fmt: skip
     wall = time.perf_counter() - t0
-    write(out, cfg, results, wall, args)
+    write(out, cfg, results, wall, command)
     print((out / "results.md").read_text())
 
 

@@ -1,8 +1,8 @@
 """RIQL's Tables 1 and 2 (random and adversarial corruption) with one command.
 
-python scripts/reproduce_riql.py            # CPU scale: the Pendulum suite (about an hour on 2 cores)
-python scripts/reproduce_riql.py --hopper   # the same tables on the MuJoCo-physics hopper `small` suite, 10k updates (CPU)
-python scripts/reproduce_riql.py --full     # paper scale on the brax `full` medium-replay suites (a GPU)
+  python scripts/reproduce_riql.py            # CPU scale: the Pendulum suite (about an hour on 2 cores)
+  python scripts/reproduce_riql.py --hopper   # the same tables on the MuJoCo-physics hopper `small` suite, 10k updates (CPU)
+  python scripts/reproduce_riql.py --full     # paper scale on the brax `full` medium-replay suites (a GPU)
 
 Each table is written to runs/tables/<name>/table.md with table.png and the verdict on the paper's
 two claims (IQL is the most robust baseline; RIQL has the best average).
@@ -10,25 +10,29 @@ two claims (IQL is the most robust baseline; RIQL has the best average).
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from table import add_arguments, run_specs  # noqa: E402
+from table import ReproduceCommand, parse, run_specs  # noqa: E402
 
 TABLES = Path(__file__).parent.parent / "experiments" / "tables"
 HOPPER_STEPS = 10_000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="paper scale on the brax suites instead of Pendulum")
-    parser.add_argument("--hopper", action="store_true", help="the CPU-scale tables on the brax hopper `small` suite")
-    add_arguments(parser)
-    args = parser.parse_args()
+@dataclasses.dataclass
+class Command(ReproduceCommand):
+    full: bool = False
+    """paper scale on the brax `full` medium-replay suites instead of Pendulum"""
+    hopper: bool = False
+    """the CPU-scale tables on the MuJoCo-physics hopper `small` suite (10k updates unless --steps)"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(Command, argv, __doc__, "python scripts/reproduce_riql.py")
     if args.full and args.hopper:
-        parser.error("--full and --hopper are two different scales; give one")
+        raise SystemExit("error: --full and --hopper are two different scales; give one")
     scale = "brax" if args.full else "pendulum"
     rename = None
     if args.hopper:

@@ -1,8 +1,8 @@
 """RO2O's offline-to-online comparison with one command: every method pretrained offline, then fine-tuned
 online through the same regime, with the dip at the switch and the paper's claims checked.
 
-python scripts/reproduce_ro2o.py          # CPU scale: the Pendulum suite (experiments/tables/ro2o_pendulum.yaml)
-python scripts/reproduce_ro2o.py --full   # GPU scale: the brax `full` suites (experiments/tables/ro2o_brax.yaml)
+  python scripts/reproduce_ro2o.py          # CPU scale: the Pendulum suite (experiments/tables/ro2o_pendulum.yaml)
+  python scripts/reproduce_ro2o.py --full   # GPU scale: the brax `full` suites (experiments/tables/ro2o_brax.yaml)
 
 Writes runs/tables/<name>/table.md, table.png, curves-<dataset>.png (score across the switch) and cells.jsonl.
 """

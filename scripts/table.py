@@ -7,22 +7,49 @@ python scripts/table.py SPEC [SPEC ...] --only iql cql --seeds 3 --steps 2000
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import sys
 from pathlib import Path
+
+import tyro
 
 from jaxrl.agents import ConfigError
 from jaxrl.protocols.table import TableSpec, run_table
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", help="generated suite profile, or a directory of <level>.hdf5 files (e.g. D4RL)")
-    parser.add_argument("--env", help="environment the policies are evaluated in")
-    parser.add_argument("--only", nargs="*", help="run only these algorithms")
-    parser.add_argument("--rows", nargs="*", help="run only these rows (names as in the spec)")
-    parser.add_argument("--seeds", type=int)
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--out", help="output directory (default runs/tables/<name>)")
+@dataclasses.dataclass
+class TableOptions:
+    suite: str | None = None
+    """generated suite profile, or a directory of <level>.hdf5 files (e.g. D4RL)"""
+    env: str | None = None
+    """environment the policies are evaluated in"""
+    only: tuple[str, ...] = ()
+    """run only these algorithms"""
+    rows: tuple[str, ...] = ()
+    """run only these rows (names as in the spec)"""
+    seeds: int | None = None
+    """seeds per cell (default: the spec's)"""
+    steps: int | None = None
+    """training steps per run (default: the spec's)"""
+    out: Path | None = None
+    """output directory (default runs/tables/<name>)"""
+
+
+@dataclasses.dataclass
+class TableCommand(TableOptions):
+    specs: tyro.conf.Positional[tuple[Path, ...]] = ()
+    """table specs (YAML)"""
+
+
+@dataclasses.dataclass
+class ReproduceCommand(TableOptions):
+    full: bool = False
+    """GPU scale on the brax suites instead of Pendulum"""
+
+
+def parse(command_cls, argv: list[str] | None, doc: str, prog: str):
+    """The scripts' one front end (tyro, as `python -m jaxrl.train`)."""
+    return tyro.cli(command_cls, args=argv, description=doc, prog=prog)
 
 
 def _only_rows(spec: TableSpec, rows: list[str]) -> TableSpec | None:
@@ -33,7 +60,7 @@ def _only_rows(spec: TableSpec, rows: list[str]) -> TableSpec | None:
                                rows={k: v for k, v in spec.rows.items() if k in rows})  # fmt: skip
 
 
-def run_specs(paths: list[str], args: argparse.Namespace, rename=None) -> None:
+def run_specs(paths: list[str], args: TableOptions, rename=None) -> None:
     """Load every spec first (so a typo fails before hours of training), then run them in order;
     `rename(name)` names the tables of specs run on other settings than their own."""
     try:
@@ -43,7 +70,7 @@ def run_specs(paths: list[str], args: argparse.Namespace, rename=None) -> None:
             specs = [dataclasses.replace(spec, name=rename(spec.name)) for spec in specs]
         if getattr(args, "rows", None):
             known = [r for spec in specs for r in spec.row_settings()]
-            specs = [spec for spec in (_only_rows(spec, args.rows) for spec in specs) if spec is not None]
+            specs = [spec for spec in (_only_rows(spec, list(args.rows)) for spec in specs) if spec is not None]
             if not specs:
                 raise ConfigError(f"no table has the rows {args.rows}; their rows: {', '.join(known)}")
         for spec in specs:
@@ -52,29 +79,25 @@ def run_specs(paths: list[str], args: argparse.Namespace, rename=None) -> None:
                 if args.out and len(specs) > 1
                 else Path(args.out or Path("runs") / "tables" / spec.name)
             )
-            table = run_table(spec, out, only=args.only)
+            table = run_table(spec, out, only=list(args.only) or None)
             print(f"\n{spec.name}\n\n{table}\n\nwritten: {out / 'table.md'}, {out / 'table.png'}, {out / 'cells.jsonl'}\n")
     except (ConfigError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
 
 
-def reproduce(doc: str, cpu: list[str], gpu: list[str]) -> None:
+def reproduce(doc: str, cpu: list[str], gpu: list[str], argv: list[str] | None = None) -> None:
     """A paper's `make reproduce-*`: the specs (names under experiments/tables/) at CPU scale, or with
     --full at GPU scale, with the table options above."""
     tables = Path(__file__).parent.parent / "experiments" / "tables"
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="GPU scale on the brax suites instead of Pendulum")
-    add_arguments(parser)
-    args = parser.parse_args()
+    args = parse(ReproduceCommand, argv, doc, f"python scripts/{Path(sys.argv[0]).name}")
     run_specs([str(tables / name) for name in (gpu if args.full else cpu)], args)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("specs", nargs="+", help="table specs (YAML)")
-    add_arguments(parser)
-    args = parser.parse_args()
-    run_specs(args.specs, args)
+def main(argv: list[str] | None = None) -> None:
+    args = parse(TableCommand, argv, __doc__, "python scripts/table.py")
+    if not args.specs:
+        raise SystemExit("error: give at least one table spec (YAML), e.g. experiments/tables/offline_pendulum.yaml")
+    run_specs([str(p) for p in args.specs], args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""The scripts' one front end (tyro, as `python -m jaxrl.train`): every reproduce script parses its presets,
+a YAML file of protocol settings and flags in that order of precedence, and refuses bad values by name."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).parent.parent / "scripts"
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        yield {name: importlib.import_module(name) for name in ("reproduce_l2m", "reproduce_hamster", "table", "reproduce_riql")}
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def parse(script, argv):
+    from jaxrl.config import protocol_command
+
+    name = script.__name__.removeprefix("reproduce_")
+    return protocol_command(script.Command, argv, name=name, description=script.__doc__, full=script.FULL)
+
+
+def test_protocol_flags_presets_and_config_files_compose(scripts, tmp_path):
+    l2m = scripts["reproduce_l2m"]
+    command = parse(l2m, ["--seeds", "2", "--methods", "l2m", "full-ft", "--out", str(tmp_path / "a")])
+    assert command.protocol.seeds == 2 and command.protocol.methods == ("l2m", "full-ft") and command.out.is_dir()
+    full = parse(l2m, ["--full", "--seeds", "1", "--out", str(tmp_path / "b")])
+    assert full.full and full.protocol.embedding_dim == 768 and full.protocol.seeds == 1  # the flag after the preset wins
+    settings = tmp_path / "l2m.yaml"
+    settings.write_text("seeds: 4\nnoises: [1.0, 0.1]\nsteps_per_task: 50\n")
+    from_file = parse(l2m, ["--config", str(settings), "--steps-per-task", "60", "--out", str(tmp_path / "c")])
+    assert from_file.protocol.seeds == 4 and from_file.protocol.noises == (1.0, 0.1)
+    assert from_file.protocol.steps_per_task == 60
+    hamster = parse(scripts["reproduce_hamster"], ["--image-size", "64", "--tasks", "reach", "touch", "--out", str(tmp_path / "d")])
+    assert hamster.protocol.image_size == 64 and hamster.protocol.tasks == ("reach", "touch")
+
+
+def test_protocol_command_errors_name_the_problem(scripts, tmp_path):
+    l2m, out = scripts["reproduce_l2m"], ["--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="unknown continual method"):
+        parse(l2m, ["--methods", "adapters", *out])
+    with pytest.raises(SystemExit, match="seeds must be >= 1"):
+        parse(scripts["reproduce_hamster"], ["--seeds", "0", *out])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seedz: 3\n")
+    with pytest.raises(SystemExit, match=r"unknown setting\(s\) \['seedz'\]"):
+        parse(l2m, ["--config", str(bad), *out])
+    with pytest.raises(SystemExit, match="protocol config file not found"):
+        parse(l2m, ["--config", str(tmp_path / "missing.yaml"), *out])
+
+
+def test_table_commands_parse(scripts):
+    table, riql = scripts["table"], scripts["reproduce_riql"]
+    args = table.parse(table.TableCommand, ["a.yaml", "b.yaml", "--only", "iql", "--seeds", "2"], "", "table.py")
+    assert args.specs == (Path("a.yaml"), Path("b.yaml")) and args.only == ("iql",) and args.seeds == 2
+    args = table.parse(riql.Command, ["--hopper", "--steps", "500"], "", "reproduce_riql.py")
+    assert args.hopper and not args.full and args.steps == 500
+    with pytest.raises(SystemExit):  # tyro: an unknown flag is an error, not ignored
+        table.parse(table.TableCommand, ["a.yaml", "--seed", "2"], "", "table.py")
+
+
+@pytest.mark.parametrize("script", ["reproduce_l2m", "reproduce_hamster", "reproduce_riql", "reproduce_ro2o", "reproduce_h2o",
+                                    "table"])  # fmt: skip
+def test_every_script_has_help(script):
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(SCRIPTS / f"{script}.py"), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"python scripts/{script}.py" in out.stdout
