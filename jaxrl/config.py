@@ -25,9 +25,13 @@ from jaxrl.agents import AGENTS, ConfigError, make_agent
 from jaxrl.data.d4rl import D4RL_LEVELS as LEVELS
 from jaxrl.data.d4rl import d4rl_env
 from jaxrl.engine.regimes import REGIMES
+from jaxrl.engine.sweep import parse_sweep
 from jaxrl.protocols.corruption import Corruption
 
 DEFAULT_ENV = "gymnax/Pendulum-v1"
+# The name=value fields (parsed when a config is made) and those of them whose values are numbers.
+ASSIGNMENTS = ("online_hparams", "env_params", "eval_env_params", "sim_dynamics", "eval_dynamics")
+NUMERIC_ASSIGNMENTS = ("env_params", "eval_env_params", "sim_dynamics", "eval_dynamics")
 
 # One CLI subcommand per registered algorithm, with its hyperparameters as flags.
 AgentConfig = Union[
@@ -132,6 +136,24 @@ class TrainConfig:
                 raise ConfigError(f"corruption has no setting {unknown[0]!r}; it has: {allowed}")
             self.corruption = Corruption(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.corruption.items()})
 
+        for field in ASSIGNMENTS:  # name=value settings are read when the config is made
+            self.numbers(field) if field in NUMERIC_ASSIGNMENTS else self.assignments(field)
+
+    def assignments(self, field: str) -> dict[str, str]:
+        """name -> value of a name=value field (`ASSIGNMENTS`, or the property eval_params); ConfigError
+        naming the field when one is malformed or a name is given twice."""
+        return parse_assignments(getattr(self, field) or (), field)
+
+    def numbers(self, field: str) -> dict[str, float]:
+        """`assignments` of a field whose values are numbers (env params, dynamics scales)."""
+        values = {}
+        for name, text in self.assignments(field).items():
+            try:
+                values[name] = float(text)
+            except ValueError:
+                raise ConfigError(f"{field}: {name} must be a number, got {text!r}") from None
+        return values
+
     @property
     def resolved_regime(self) -> str:
         return self.regime or self.agent.default_regime
@@ -220,6 +242,13 @@ class TrainConfig:
             raise ConfigError(
                 f"dataset {self.dataset!r} is neither a suite level ({', '.join(LEVELS)}), a .hdf5/.npz path nor a Minari directory"
             )
+        if self.env_params and self.sim_dynamics:
+            raise ConfigError("set env_params (raw values) or sim_dynamics (scales), not both")
+        if self.eval_env_params and self.eval_dynamics:
+            raise ConfigError("set eval_env_params (raw values) or eval_dynamics (scales), not both")
+        if self.online_hparams:
+            self.agent.for_online().with_settings(self.assignments("online_hparams"), "online_hparams")
+        parse_sweep(self.sweep, self.agent)
         if self.corruption.elements:
             if not self.uses_dataset:
                 raise ConfigError("corruption applies to offline datasets only")

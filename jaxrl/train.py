@@ -27,8 +27,7 @@ from flax import struct
 
 import envs
 from jaxrl.agents import AGENTS, Agent, ConfigError
-from jaxrl.agents.base import filled
-from jaxrl.config import TrainConfig, config_from_mapping, load_experiment, parse_assignments
+from jaxrl.config import TrainConfig, config_from_mapping, load_experiment
 from jaxrl.data import Normalizer, load_dataset
 from jaxrl.data.d4rl import d4rl_scores, d4rl_task
 from jaxrl.engine import trainer
@@ -64,40 +63,16 @@ def _ref_scores(metadata: dict) -> tuple[float, float] | None:
     return None
 
 
-def _env_params(env, specs: tuple[str, ...], field: str, dynamics: tuple[str, ...] = (), dynamics_field: str = ""):
-    """The env's params with `specs` ("g=12": raw values) or `dynamics` ("gravity=2": scales of the env's
-    own, and joint_noise) applied; None (the env's own) when there are neither."""
-    if specs and dynamics:
-        raise ConfigError(f"set {field} (raw values) or {dynamics_field} (scales), not both")
-    if not specs and not dynamics:
+def _env_params(env, values: dict[str, float], field: str, dynamics: dict[str, float], dynamics_field: str):
+    """The env's params with `values` (raw) or `dynamics` (scales of the env's own, and joint_noise)
+    applied; None (the env's own) when there are neither."""
+    if not values and not dynamics:
         return None
-    field, make = (field, env.params_with) if specs else (dynamics_field, env.dynamics_params)
-    values = parse_assignments(specs or dynamics, field)
+    field, make = (field, env.params_with) if values else (dynamics_field, env.dynamics_params)
     try:
-        return make(**{name: float(value) for name, value in values.items()})
+        return make(**(values or dynamics))
     except ValueError as err:
         raise ConfigError(f"{field}: {err}") from None
-
-
-def _with_hyperparameters(agent: Agent, specs: tuple[str, ...], field: str) -> Agent:
-    """`agent` with hyperparameters ("actor_lr=1e-4", "cosine_actor_lr=false") replaced for every member."""
-    values = {}
-    for name, text in parse_assignments(specs, field).items():
-        f = type(agent).__dataclass_fields__.get(name)
-        if f is None or name in ("obs_dim", "action_dim", "total_steps"):
-            raise ConfigError(f"{field}: {agent.name} has no hyperparameter {name!r}")
-        current = getattr(agent, name)
-        if isinstance(current, bool):
-            if text.lower() not in ("true", "false"):
-                raise ConfigError(f"{field}: {agent.name}.{name} is true or false, got {text!r}")
-            values[name] = text.lower() == "true"
-        elif f.metadata.get("pytree_node", True):
-            values[name] = filled(current, float(text))
-        elif isinstance(current, int):
-            values[name] = int(text)
-        else:
-            raise ConfigError(f"{field}: {agent.name}.{name} cannot be set for the online phase")
-    return agent.replace(**values).validate()
 
 
 @dataclass
@@ -190,7 +165,7 @@ def _phases(cfg: TrainConfig, agents, pretrained: bool) -> list:
         raise ConfigError("online_hparams set an online phase that starts pretrained (offline-to-online or init_from)")
     online_agents = None
     if pretrained and regime.online and not agents.on_policy:
-        online_agents = _with_hyperparameters(agents.for_online(), cfg.online_hparams, "online_hparams")
+        online_agents = agents.for_online().with_settings(cfg.assignments("online_hparams"), "online_hparams")
     return regime.phases(cfg, agents, online_agents)
 
 
@@ -204,8 +179,8 @@ def _agent_and_members(cfg: TrainConfig, env) -> tuple[Agent, dict[str, list[flo
 
 
 def _eval_params(cfg: TrainConfig, env):
-    eval_raw = (cfg.eval_env_params or ()) if cfg.eval_dynamics else cfg.eval_params  # eval_dynamics: not env_params'
-    return _env_params(env, eval_raw, "eval_env_params", cfg.eval_dynamics, "eval_dynamics")
+    raw = "eval_env_params" if cfg.eval_dynamics else "eval_params"  # with eval_dynamics, env_params are not inherited
+    return _env_params(env, cfg.numbers(raw), "eval_env_params", cfg.numbers("eval_dynamics"), "eval_dynamics")
 
 
 def build(cfg: TrainConfig, init_from=None) -> Built:
@@ -215,7 +190,7 @@ def build(cfg: TrainConfig, init_from=None) -> Built:
     normaliser) the run starts from instead of a fresh init."""
     cfg.validate()
     env = envs.make(cfg.env)
-    collect_params = _env_params(env, cfg.env_params, "env_params", cfg.sim_dynamics, "sim_dynamics")
+    collect_params = _env_params(env, cfg.numbers("env_params"), "env_params", cfg.numbers("sim_dynamics"), "sim_dynamics")
     base, grid, members = _agent_and_members(cfg, env)
     init_from = init_from if init_from is not None else cfg.init_from
     warm, normalizer = None, None

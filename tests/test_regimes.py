@@ -295,8 +295,18 @@ def test_unknown_env_parameter_lists_the_env_parameters(tmp_path):
     cfg = TrainConfig(agent=SAC(hidden_dims=(8, 8)), env_params=("gravity=2",), run_dir=str(tmp_path / "x"))
     with pytest.raises(ConfigError, match=r"env_params: gymnax/Pendulum-v1 has no parameter 'gravity'; its parameters .*g=10.0"):
         build(cfg)
+    # name=value settings are read when the config is made, before anything is loaded or built
     with pytest.raises(ConfigError, match="env_params: 'g' must look like name=value"):
-        build(TrainConfig(agent=SAC(hidden_dims=(8, 8)), env_params=("g",), run_dir=str(tmp_path / "x")))
+        TrainConfig(agent=SAC(hidden_dims=(8, 8)), env_params=("g",))
+    with pytest.raises(ConfigError, match="sim_dynamics: gravity must be a number, got 'high'"):
+        TrainConfig(agent=SAC(hidden_dims=(8, 8)), sim_dynamics=("gravity=high",))
+    with pytest.raises(ConfigError, match="eval_dynamics: length is given twice"):
+        TrainConfig(agent=SAC(hidden_dims=(8, 8)), eval_dynamics=("length=2", "length=3"))
+    o2o_iql = dict(agent=IQL(), regime="offline-to-online", online_steps=2000)
+    with pytest.raises(ConfigError, match="online_hparams: iql.actor_lr must be float, got 'fast'"):
+        TrainConfig(**o2o_iql, online_hparams=("actor_lr=fast",)).validate()
+    with pytest.raises(ConfigError, match="online_hparams: iql.cosine_actor_lr must be true or false, got 'maybe'"):
+        TrainConfig(**o2o_iql, online_hparams=("cosine_actor_lr=maybe",)).validate()
 
 
 # Refusals and warm-start errors ------------------------------------------------------------------

@@ -39,7 +39,9 @@ def test_protocol_flags_presets_and_config_files_compose(scripts, tmp_path):
     from_file = parse(l2m, ["--config", str(settings), "--steps-per-task", "60", "--out", str(tmp_path / "c")])
     assert from_file.protocol.seeds == 4 and from_file.protocol.noises == (1.0, 0.1)
     assert from_file.protocol.steps_per_task == 60
-    hamster = parse(scripts["reproduce_hamster"], ["--image-size", "64", "--tasks", "reach", "touch", "--out", str(tmp_path / "d")])
+    hamster = parse(
+        scripts["reproduce_hamster"], ["--image-size", "64", "--tasks", "reach", "touch", "--out", str(tmp_path / "d")]
+    )
     assert hamster.protocol.image_size == 64 and hamster.protocol.tasks == ("reach", "touch")
 
 

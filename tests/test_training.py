@@ -343,12 +343,12 @@ def test_real_divergence_is_detected(tmp_path):
     ],
 )
 def test_invalid_config_is_rejected_before_compiling(tmp_path, overrides, message):
-    cfg = TrainConfig(**(dict(agent=IQL(), run_dir=str(tmp_path / "x"), progress=False) | overrides))
+    settings = dict(agent=IQL(), run_dir=str(tmp_path / "x"), progress=False) | overrides
     if message is None:  # the valid neighbour of the case above it
-        cfg.validate()
+        TrainConfig(**settings).validate()
         return
-    with pytest.raises(ConfigError, match=message):
-        train(cfg)
+    with pytest.raises(ConfigError, match=message):  # when the config is made (name=value settings) or trained
+        train(TrainConfig(**settings))
     assert not (tmp_path / "x").exists()
 
 

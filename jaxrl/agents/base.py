@@ -120,6 +120,32 @@ class Agent(struct.PyTreeNode):
         or the next phase of a sequence), given the phase's training view of the dataset (default: nothing)."""
         return state
 
+    def with_settings(self, values: dict[str, str], where: str) -> "Agent":
+        """The agent with settings given as text ({"actor_lr": "1e-4", "cosine_actor_lr": "false"}), e.g. an
+        online phase's own hyperparameters; a float hyperparameter is set for every member. Errors name
+        `where` (the config field) and the setting."""
+        replaced = {}
+        for name, text in values.items():
+            f = type(self).__dataclass_fields__.get(name)
+            if f is None or name in ("obs_dim", "action_dim", "total_steps"):
+                raise ConfigError(f"{where}: {self.name} has no hyperparameter {name!r}")
+            current = getattr(self, name)
+            try:
+                if isinstance(current, bool):
+                    if text.lower() not in ("true", "false"):
+                        raise ValueError
+                    replaced[name] = text.lower() == "true"
+                elif f.metadata.get("pytree_node", True):
+                    replaced[name] = filled(current, float(text))
+                elif isinstance(current, int):
+                    replaced[name] = int(text)
+                else:
+                    raise ConfigError(f"{where}: {self.name}.{name} cannot be set this way")
+            except ValueError:
+                kind = "true or false" if isinstance(current, bool) else type(current).__name__
+                raise ConfigError(f"{where}: {self.name}.{name} must be {kind}, got {text!r}") from None
+        return self.replace(**replaced).validate()
+
     def hyperparameters(self) -> dict[str, Any]:
         """The float hyperparameters (pytree leaves) by name."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("pytree_node", True)}
