@@ -17,5 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from table import reproduce  # noqa: E402
 
+
+def main(argv: list[str] | None = None) -> None:
+    reproduce(
+        __doc__, "reproduce_h2o.py", cpu=["h2o_pendulum.yaml", "h2o_scarce_pendulum.yaml"], gpu=["h2o_brax.yaml"], argv=argv
+    )
+
+
 if __name__ == "__main__":
-    reproduce(__doc__, cpu=["h2o_pendulum.yaml", "h2o_scarce_pendulum.yaml"], gpu=["h2o_brax.yaml"])
+    main()

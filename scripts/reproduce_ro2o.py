@@ -15,5 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from table import reproduce  # noqa: E402
 
+
+def main(argv: list[str] | None = None) -> None:
+    reproduce(__doc__, "reproduce_ro2o.py", cpu=["ro2o_pendulum.yaml"], gpu=["ro2o_brax.yaml"], argv=argv)
+
+
 if __name__ == "__main__":
-    reproduce(__doc__, cpu=["ro2o_pendulum.yaml"], gpu=["ro2o_brax.yaml"])
+    main()

@@ -8,7 +8,6 @@ python scripts/table.py SPEC [SPEC ...] --only iql cql --seeds 3 --steps 2000
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import tyro
@@ -85,11 +84,11 @@ def run_specs(paths: list[str], args: TableOptions, rename=None) -> None:
         raise SystemExit(f"error: {err}") from None
 
 
-def reproduce(doc: str, cpu: list[str], gpu: list[str], argv: list[str] | None = None) -> None:
-    """A paper's `make reproduce-*`: the specs (names under experiments/tables/) at CPU scale, or with
-    --full at GPU scale, with the table options above."""
+def reproduce(doc: str, script: str, cpu: list[str], gpu: list[str], argv: list[str] | None = None) -> None:
+    """A paper's `make reproduce-*` (`scripts/<script>`): the specs (names under experiments/tables/) at CPU
+    scale, or with --full at GPU scale, with the table options above."""
     tables = Path(__file__).parent.parent / "experiments" / "tables"
-    args = parse(ReproduceCommand, argv, doc, f"python scripts/{Path(sys.argv[0]).name}")
+    args = parse(ReproduceCommand, argv, doc, f"python scripts/{script}")
     run_specs([str(tables / name) for name in (gpu if args.full else cpu)], args)
 
 
