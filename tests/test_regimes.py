@@ -153,7 +153,26 @@ def test_warm_start_equals_continuing_the_earlier_run(tmp_path, random_pendulum_
 
 
 @pytest.mark.numerics
-def test_run_killed_at_the_switch_or_after_it_resumes_to_the_same_state(tmp_path, random_pendulum_file, switched):
+def test_run_stopped_at_the_switch_or_after_it_resumes_to_the_same_state(tmp_path, random_pendulum_file, switched):
+    # Stopped right after the offline phase's last checkpoint (between the phases).
+    train(o2o(tmp_path, random_pendulum_file, "at-switch"), stop_after_chunks=2)
+    assert Checkpointer(tmp_path / "at-switch" / "checkpoints").latest_step() == 200
+    resumed = train(o2o(tmp_path, random_pendulum_file, "at-switch", resume=True))
+    assert_trees_equal(switched.states, resumed.states)
+
+    # Stopped inside the online phase, after its first chunk.
+    train(o2o(tmp_path, random_pendulum_file, "stopped"), stop_after_chunks=3)
+    assert Checkpointer(tmp_path / "stopped" / "checkpoints").latest_step() == 300
+    resumed = train(o2o(tmp_path, random_pendulum_file, "stopped", resume=True))
+    assert_trees_equal(switched.states, resumed.states)
+
+
+@pytest.mark.numerics
+@pytest.mark.slow(
+    reason="a training process of its own, SIGKILLed, then resumed (a new process compiles everything: ~20 s)",
+    companion="tests/test_regimes.py::test_run_stopped_at_the_switch_or_after_it_resumes_to_the_same_state",
+)
+def test_run_killed_at_the_switch_resumes_to_the_same_state(tmp_path, random_pendulum_file, switched):
     import subprocess
     import sys
     import textwrap
@@ -181,12 +200,6 @@ def test_run_killed_at_the_switch_or_after_it_resumes_to_the_same_state(tmp_path
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert Checkpointer(tmp_path / "killed" / "checkpoints").latest_step() == 200
     resumed = train(o2o(tmp_path, random_pendulum_file, "killed", resume=True))
-    assert_trees_equal(switched.states, resumed.states)
-
-    # Stopped inside the online phase, after its first chunk.
-    train(o2o(tmp_path, random_pendulum_file, "stopped"), stop_after_chunks=3)
-    assert Checkpointer(tmp_path / "stopped" / "checkpoints").latest_step() == 300
-    resumed = train(o2o(tmp_path, random_pendulum_file, "stopped", resume=True))
     assert_trees_equal(switched.states, resumed.states)
 
 
