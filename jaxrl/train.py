@@ -31,6 +31,7 @@ from jaxrl.config import TrainConfig, config_from_mapping, load_experiment
 from jaxrl.data import Normalizer, load_dataset
 from jaxrl.data.d4rl import d4rl_scores, d4rl_task
 from jaxrl.engine import trainer
+from jaxrl.engine.hooks import evaluation_keys
 from jaxrl.engine.regimes import REGIMES
 from jaxrl.engine.reporting import BASELINES, baselines_line
 from jaxrl.engine.returns import dataset_returns_to_go
@@ -309,10 +310,14 @@ class LoadedRun:
     metadata: dict = dataclasses.field(default_factory=dict)  # reference scores and baselines of its data
 
     def evaluate(self, seed: int = 0) -> np.ndarray:
-        """Mean return of each member over `config.eval_episodes` fresh episodes."""
+        """Mean return of each member over `config.eval_episodes` fresh episodes; `seed` picks the episodes
+        (0: those the run's own evaluations played), each member on its own (see `evaluation_keys`)."""
         env = envs.make(self.config.env)
         evaluate = trainer.evaluator(env, self.config.eval_episodes)
-        returns = evaluate(self.agents, self.states, jax.random.PRNGKey(seed), _eval_params(self.config, env))
+        keys = evaluation_keys(self.members)
+        if seed:  # other episodes than the run's own evaluations
+            keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, seed)
+        returns = evaluate(self.agents, self.states, keys, _eval_params(self.config, env))
         return np.asarray(returns).mean(axis=1)
 
     def policy(self, member: int = 0):

@@ -435,3 +435,23 @@ def test_checkpoints_keep_arrays_with_no_elements(tmp_path):
     checkpointer.close()
     assert step == 1 and restored["empty"].shape == (2, 0) and restored["empty"].dtype == np.float32
     np.testing.assert_array_equal(np.asarray(restored["w"]), state["w"])
+
+
+def test_each_seed_has_its_own_evaluation_start_states_and_every_method_shares_them(tmp_path, random_pendulum_file):
+    """Two members that act identically but have seeds 0 and 1 score differently (other start states); a
+    different method acting identically at the same seeds scores the same, episode for episode."""
+    from jaxrl.agents import TD3BC
+    from jaxrl.engine.hooks import evaluation_keys
+    from jaxrl.engine.sweep import member_keys
+
+    def returns_acting_with_zero(agent, name):
+        cfg = TrainConfig(agent=agent, dataset=str(random_pendulum_file), seeds=2, steps=100, chunk_steps=100,
+                          eval_episodes=3, run_dir=str(tmp_path / name), progress=False)  # fmt: skip
+        built = build(cfg)
+        states = built.program.init(member_keys(built.members))
+        states = states.replace(agent=jax.tree.map(jnp.zeros_like, states.agent))  # every actor outputs tanh(0) = 0
+        return np.asarray(built.program.evaluate(states, evaluation_keys(built.members)))
+
+    bc = returns_acting_with_zero(BC(hidden_dims=(8, 8), deterministic_actor=True), "bc")
+    assert bc.shape == (2, 3) and not np.allclose(bc[0], bc[1])
+    np.testing.assert_array_equal(bc, returns_acting_with_zero(TD3BC(hidden_dims=(16, 16)), "td3bc"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
@@ -38,16 +39,27 @@ class ChunkEnd:
     phase_end: bool = False  # the chunk is its phase's last
 
 
-class Evaluation:
-    """Adds eval_return (and normalized_score, with `ref_scores`) where an evaluation is due. The
-    episodes' key depends on the step only, so a resumed run evaluates exactly as an uninterrupted one."""
+EVALUATION_KEY = 10_000  # the stream of evaluation episodes, apart from every training key
 
-    def __init__(self, program, ref_scores: tuple[float, float] | None):
+
+def evaluation_keys(members: list[dict]) -> jax.Array:
+    """The key of each member's evaluation episodes [M]: a function of its seed alone. So seeds meet
+    independent start states; every method, sweep value and run at the same seed meets the same ones
+    (common random numbers: paired comparisons); and so does every evaluation of a run, before and after
+    a phase switch or a resume."""
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(EVALUATION_KEY), m["seed"]) for m in members])
+
+
+class Evaluation:
+    """Adds eval_return (and normalized_score, with `ref_scores`) where an evaluation is due, each member
+    on its own start states (`evaluation_keys`)."""
+
+    def __init__(self, program, ref_scores: tuple[float, float] | None, members: list[dict]):
         self.program, self.ref_scores = program, ref_scores
-        self.key = jax.random.PRNGKey(10_000)
+        self.keys = evaluation_keys(members)
 
     def columns(self, states, step: int) -> dict[str, np.ndarray]:
-        returns = np.asarray(self.program.evaluate(states, jax.random.fold_in(self.key, step))).mean(axis=1)
+        returns = np.asarray(self.program.evaluate(states, self.keys)).mean(axis=1)
         out = {"eval_return": returns}
         if self.ref_scores is not None:
             out["normalized_score"] = normalized_score(returns, *self.ref_scores)

@@ -4,7 +4,7 @@ A program is a sequence of phases (`jaxrl.engine.phases`: offline learning, onli
 over the state of every sweep member at once (leading axis M). Each phase has jitted functions
     start(previous states or None, keys) -> states      # the phase's first state
     chunk(states, index in phase) -> (states, metrics)   # one `lax.scan` of many steps
-and the program evaluates any phase's states with `evaluate(states, key) -> returns [M, episodes]`.
+and the program evaluates any phase's states with `evaluate(states, keys) -> returns [M, episodes]`.
 The host loop calls chunks in turn and, between chunks only, logs, evaluates and checkpoints.
 Nothing inside a chunk returns to Python. A regime (offline, online, offline-to-online, hybrid) is
 just the list of phases a program is built from; a warm start is just another first state.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxrl.data.dataset import Dataset, Normalizer
@@ -55,7 +56,7 @@ class ProgramPhase:
 class Program:
     agents: Any  # the stacked agents of all members (leaves have a leading member axis)
     phases: list[ProgramPhase]
-    evaluate: Callable  # (states of any phase, key) -> returns [M, episodes]
+    evaluate: Callable  # (states of any phase, keys [M] or one key for all) -> returns [M, episodes]
     mesh: Any = None  # devices the member axis is split over (None: one device)
     data: dict = field(default_factory=dict)  # what the chunks read: dataset, env params
 
@@ -112,7 +113,8 @@ def _num_members(agents) -> int:
 
 
 def evaluator(env, num_episodes: int):
-    """`evaluate(stacked agents, states, key, env params) -> returns [members, episodes]`, jitted."""
+    """`evaluate(stacked agents, states, keys [members], env params) -> returns [members, episodes]`, jitted:
+    each member plays its episodes from its own key's start states."""
 
     def evaluate(agent, state, key, params):
         norm = state.normalizer
@@ -126,7 +128,7 @@ def evaluator(env, num_episodes: int):
             observe=agent.observe,
         )
 
-    return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None, None)))
+    return jax.jit(jax.vmap(evaluate, in_axes=(0, 0, 0, None)))
 
 
 @dataclass
@@ -178,10 +180,16 @@ def build_program(
         updates += spec.updates(agents)
 
     evaluate = evaluator(eval_env, eval_episodes)
+    members = _num_members(agents)
+
+    def evaluate_members(states, keys):
+        keys = jnp.broadcast_to(keys, (members, *keys.shape[-1:])) if keys.ndim == 1 else keys
+        return evaluate(agents, states, keys, data["eval_params"])
+
     return Program(
         agents=agents,
         phases=compiled,
-        evaluate=lambda states, key: evaluate(agents, states, key, data["eval_params"]),
+        evaluate=evaluate_members,
         mesh=mesh,
         data=data,
     )
@@ -319,7 +327,7 @@ def run(
     if states is None:
         states = shard_members(program.init(keys), program.mesh)
     resume_step = program.step_after(start_chunk - 1) if start_chunk else None
-    evaluation = Evaluation(program, ref_scores)
+    evaluation = Evaluation(program, ref_scores, members)
     rows = Rows(MetricsWriter(run_dir.path, resume_step, members if tensorboard else None), members)
     checkpoints = Checkpoints(checkpointer, checkpoint_every, start_chunk)
     # What a chunk leaves behind (rows, a caller's files) is written before the checkpoint that marks the
