@@ -52,21 +52,29 @@ def test_bad_specs_name_the_problem(tmp_path):
         _load(tmp_path, {k: v for k, v in SPEC.items() if k != "rows"})
 
 
+def _cell(m):
+    """Two seeds one below and one above `m`: paired differences between such cells are exact."""
+    return {"scores": [m - 1.0, m + 1.0], "mean": m, "std": 1.0}
+
+
 def _cells(iql, riql):
     rows = ("obs", "rew")
-    return {**{("iql", r): {"mean": m, "std": 0.0} for r, m in zip(rows, iql, strict=True)},
-            **{("riql", r): {"mean": m, "std": 0.0} for r, m in zip(rows, riql, strict=True)}}  # fmt: skip
+    return {**{("iql", r): _cell(m) for r, m in zip(rows, iql, strict=True)},
+            **{("riql", r): _cell(m) for r, m in zip(rows, riql, strict=True)}}  # fmt: skip
 
 
 def test_claims_and_average(tmp_path):
     spec = _load(tmp_path)
-    assert "**holds** (riql averages 15.0, best other iql 10.0)" in check_claims(spec, _cells([0, 20], [10, 20]))
-    assert "**does NOT hold**" in check_claims(spec, _cells([30, 20], [10, 20]))
+    held = "**holds** (riql averages 15.0, best other iql 10.0; difference 5.0 [5.0, 5.0])"
+    assert held in check_claims(spec, _cells([0, 20], [10, 20]))
+    assert "**fails**" in check_claims(spec, _cells([30, 20], [10, 20]))
+    assert "**inconclusive**" in check_claims(spec, _cells([10, 20], [10, 20]))  # a difference of 0: no decision
     cells = _cells([30, 20], [10, 20])
     cells[("riql", "rew")] = {"diverged": "nan"}
-    assert "**undecided** (cells missing or diverged: riql)" in check_claims(spec, cells)
+    assert "**inconclusive** (cells missing or diverged: riql)" in check_claims(spec, cells)
     table = format_table(spec, cells, ["iql", "riql"])
-    assert "| rew | **20.0 +- 0.0** | diverged |" in table and "| average | **25.0** | - |" in table
+    assert "| rew | **20.0 [19.0, 21.0]** | diverged |" in table
+    assert "| average | **25.0 [24.0, 26.0]** | - |" in table and "| IQM | **25.0 [" in table
 
 
 def test_beats_each_and_growing_margin_claims(tmp_path):
@@ -74,14 +82,14 @@ def test_beats_each_and_growing_margin_claims(tmp_path):
     grows = {"claim": "RIQL's lead grows", "margin_grows": "riql", "over": "iql"}
     spec = _load(tmp_path, {**SPEC, "claims": [beats, grows]})
     verdicts = check_claims(spec, _cells([0, 10], [5, 30])).splitlines()
-    assert "RIQL beats IQL: **holds** (riql averages 17.5; iql 5.0)" in verdicts[1]
-    assert "RIQL's lead grows: **holds** (riql - iql: obs +5.0, rew +20.0)" in verdicts[2]
+    assert "RIQL beats IQL: **holds** (riql averages 17.5; iql 5.0 (difference 12.5 [12.5, 12.5]))" in verdicts[1]
+    assert "RIQL's lead grows: **holds** (riql - iql: obs +5.0, rew +20.0; growth 15.0 [15.0, 15.0])" in verdicts[2]
     verdicts = check_claims(spec, _cells([0, 40], [5, 30])).splitlines()
-    assert "**does NOT hold** (riql averages 17.5; iql 20.0)" in verdicts[1]
-    assert "**does NOT hold** (riql - iql: obs +5.0, rew -10.0)" in verdicts[2]
+    assert "**fails** (riql averages 17.5; iql 20.0" in verdicts[1]
+    assert "**fails** (riql - iql: obs +5.0, rew -10.0" in verdicts[2]
     cells = _cells([0, 10], [5, 30])
     del cells[("iql", "rew")]
-    assert all("undecided" in line for line in check_claims(spec, cells).splitlines()[1:])
+    assert all("inconclusive" in line for line in check_claims(spec, cells).splitlines()[1:])
 
 
 def test_finished_cells_are_reused_only_under_the_same_settings(tmp_path, monkeypatch):
@@ -103,7 +111,7 @@ def test_finished_cells_are_reused_only_under_the_same_settings(tmp_path, monkey
     edited = _load(tmp_path, {**SPEC, "algorithms": {**SPEC["algorithms"], "iql": {"agent": {"hidden_dims": [16, 16]}}}})
     table = run_table(edited, out, log=lambda *a: None)
     assert calls[4:] == [("iql", ("observations",)), ("iql", ("rewards",))]  # only the edited algorithm reruns
-    assert "2.0 +- 1.0" in table and "RIQL is best: **does NOT hold**" in table
+    assert "2.0 [1.0, 3.0]" in table and "RIQL is best: **inconclusive**" in table  # equal scores
 
 
 O2O = {
@@ -126,6 +134,7 @@ O2O = {
 
 def _switch(offline, dip, final):
     return {
+        "scores": final,
         "mean": sum(final) / len(final),
         "std": 0.0,
         "switch": {"offline": offline, "first online": dip, "dip": dip, "final": final},
@@ -145,24 +154,27 @@ def test_offline_to_online_cells_show_the_switch_and_dip_claims(tmp_path):
     spec = _load(tmp_path, O2O)
     cells = {
         ("calql", "medium"): _switch([50.0, 52.0], [49.5, 51.5], [70.0, 72.0]),  # dip -0.5, offline std 1
-        ("calql", "medium-replay"): _switch([40.0, 40.0], [39.0, 41.0], [60.0, 60.0]),  # dip 0
+        ("calql", "medium-replay"): _switch([40.0, 40.0], [40.0, 41.0], [60.0, 60.0]),  # dip 0 and +1
         ("cql", "medium"): _switch([50.0, 50.0], [30.0, 30.0], [55.0, 55.0]),  # dip -20
         ("cql", "medium-replay"): _switch([40.0, 40.0], [20.0, 20.0], [45.0, 45.0]),
     }
     table = format_table(spec, cells, ["calql", "cql"])
     assert (
-        "| medium | **51.0 +- 1.0 -> 71.0 +- 0.0 (dip -0.5 +- 0.0)** | 50.0 +- 0.0 -> 55.0 +- 0.0 (dip -20.0 +- 0.0) |" in table
+        "| medium | **51.0 [50.0, 52.0] -> 71.0 [70.0, 72.0] (dip -0.5 [-0.5, -0.5])** | "
+        "50.0 [50.0, 50.0] -> 55.0 [55.0, 55.0] (dip -20.0 [-20.0, -20.0]) |" in table
     )
     claims = check_claims(spec, cells)
     assert (
-        "- Cal-QL has no drop: **holds** (calql's dip relative to its offline score: medium -0.5 (std 1.0), medium-replay +0.0 (std 0.0))"
-        in claims
+        "- Cal-QL has no drop: **holds** (calql's dip relative to its offline score: medium -0.5 [-0.5, -0.5] "
+        "(offline std 1.0), medium-replay 0.5 [0.0, 1.0] (offline std 0.0))" in claims
     )
-    assert "- Cal-QL dips less than CQL: **holds** (mean dip calql -0.2, cql -20.0)" in claims
-    cells[("calql", "medium")] = _switch([50.0, 52.0], [45.0, 47.0], [70.0, 72.0])  # dip -5 > one std
-    assert "Cal-QL has no drop: **does NOT hold**" in check_claims(spec, cells)
+    assert "- Cal-QL dips less than CQL: **holds** (mean dip calql +0.0, cql -20.0; difference 20.0 [" in claims
+    cells[("calql", "medium")] = _switch([50.0, 52.0], [45.0, 47.0], [70.0, 72.0])  # dip -5, below 0 for sure
+    assert "Cal-QL has no drop: **fails**" in check_claims(spec, cells)
+    cells[("calql", "medium")] = _switch([50.0, 52.0], [48.0, 53.0], [70.0, 72.0])  # dips -2 and +1: undecided
+    assert "Cal-QL has no drop: **inconclusive**" in check_claims(spec, cells)
     del cells[("cql", "medium")]
-    assert "Cal-QL dips less than CQL: **undecided** (no offline-to-online cells for cql)" in check_claims(spec, cells)
+    assert "Cal-QL dips less than CQL: **inconclusive** (no offline-to-online cells for cql)" in check_claims(spec, cells)
 
 
 TABLE_SPECS = sorted((Path(__file__).parents[1] / "experiments" / "tables").glob("*.yaml"))

@@ -1,8 +1,9 @@
 """A paper's claim checked against our numbers, and how every report states it and aggregates seeds.
 
 Every protocol's report (the offline/offline-to-online tables, L2M, HAMSTER) returns `Verdict`s and
-writes them with `markdown`, so a reader sees one wording: the claim, **holds** / **does NOT hold** /
-**undecided** (something it needs was not run or diverged), and the numbers it was decided on.
+writes them with `markdown`, so a reader sees one wording: the claim, **holds** / **fails** /
+**inconclusive** (the interval contains no decision, or something it needs was not run or diverged),
+and the numbers it was decided on. The tables decide from intervals (`jaxrl.protocols.aggregates`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WORDS = {True: "holds", False: "does NOT hold", None: "undecided"}
+WORDS = {True: "holds", False: "fails", None: "inconclusive"}
 
 
 @dataclass(frozen=True)
 class Verdict:
     claim: str
-    holds: bool | None  # None: undecided
+    holds: bool | None  # None: inconclusive
     evidence: str  # the numbers the verdict rests on (or why it is undecided)
 
     def markdown(self) -> str:

@@ -3,9 +3,10 @@
 A table spec (YAML, see experiments/tables/) names the environment, the rows (dataset levels, or named
 rows of TrainConfig overrides such as a corruption), the columns with their settings (optionally per
 row; a column runs the algorithm of its name, or of its `algo:` setting), the seeds, the steps and the
-paper claims to check. `run_table` trains every cell, writes `table.md` (mean +- std of the final
-normalised score over seeds), `table.png` and `cells.jsonl` under the output directory, and reuses
-finished cells when run again.
+paper claims to check. `run_table` trains every cell, writes `table.md` (the mean of the final
+normalised score over seeds with its 95% bootstrap interval; the average and IQM over rows; each claim
+judged from intervals), `table.png` and `cells.jsonl` under the output directory, and reuses finished
+cells when run again.
 
 Offline-to-online cells also record, per seed, the scores around the switch (`reporting.switch_scores`:
 offline, first online, dip, final); their table shows offline -> final and the dip relative to the
@@ -27,6 +28,7 @@ from jaxrl.agents import ConfigError, make_agent
 from jaxrl.engine.evaluation import normalized_score
 from jaxrl.engine.reporting import BASELINES, SWITCH_COLUMNS, baselines_line, switch_scores
 from jaxrl.engine.trainer import TrainingDiverged
+from jaxrl.protocols.aggregates import Estimate, bootstrap, iqm, mean, paired_difference, verdict_from
 from jaxrl.protocols.claims import Verdict, markdown, undecided
 
 
@@ -179,77 +181,106 @@ def row_averages(spec: TableSpec, cells: dict, algos) -> dict[str, float | None]
     return {a: float(np.mean([cells[(a, r)]["mean"] for r in rows])) if all((a, r) in ok for r in rows) else None for a in algos}
 
 
-def _dips(spec: TableSpec, cells: dict, algo: str) -> list[np.ndarray] | None:
-    """Per row, the seeds' dips relative to their offline scores (dip - offline); None if a cell has none."""
+def score_matrix(spec: TableSpec, cells: dict, algo: str) -> np.ndarray | None:
+    """The algorithm's final scores [seeds, rows] (None where a row is missing or diverged). Seeds are
+    paired across algorithms: seed i of every column met the same evaluation episodes."""
+    rows = [cells.get((algo, r), {}) for r in spec.row_settings()]
+    if not all("scores" in r for r in rows):
+        return None
+    return np.stack([np.asarray(r["scores"], np.float64) for r in rows], axis=1)
+
+
+def _dips(spec: TableSpec, cells: dict, algo: str) -> np.ndarray | None:
+    """The seeds' dips relative to their offline scores (dip - offline) [seeds, rows]; None if a cell has none."""
     rows = [cells.get((algo, r), {}).get("switch") for r in spec.row_settings()]
     if any(r is None for r in rows):
         return None
-    return [np.asarray(r["dip"]) - np.asarray(r["offline"]) for r in rows]
+    return np.stack([np.asarray(r["dip"], np.float64) - np.asarray(r["offline"], np.float64) for r in rows], axis=1)
 
 
-def _missing(averages: dict) -> list[str]:
-    return [a for a, v in averages.items() if v is None]
+def _missing(matrices: dict) -> list[str]:
+    return [a for a, v in matrices.items() if v is None]
+
+
+def _all(verdicts: list[bool | None]) -> bool | None:
+    """Every part holds: True; some part fails: False; else inconclusive (None)."""
+    return False if False in verdicts else True if all(v is True for v in verdicts) else None
 
 
 def _verdict(spec: TableSpec, cells: dict, claim: dict) -> Verdict:
-    """One claim's verdict. Kinds: {best, among}: `best` has the highest row average of the final scores;
-    {no_dip}: in every row the algorithm's mean dip stays within one std (over seeds) of its offline score;
-    {smaller_dip, than}: the first's dip, averaged over rows, is smaller than the second's;
-    {beats, each_of}: its row average is above each of theirs;
+    """One claim's verdict, from 95% stratified bootstrap intervals over the paired seeds (and the rows),
+    never from means alone: it holds when the interval of the difference the claim is about lies on its
+    side of 0, fails when it lies on the other, and is inconclusive when it contains 0. Kinds:
+    {best, among}: `best` scores above the runner-up (by row average);
+    {beats, each_of}: it scores above each of theirs;
     {above_baselines}: each named algorithm's row average is above the suite's zero-action and random scores;
-    {margin_grows, over}: its lead over `over` grows from row to row, in the rows' order (e.g. ever less real data)."""
+    {margin_grows, over}: its lead over `over` grows from each row to the next (e.g. ever less real data);
+    {no_dip}: in every row the dip (score after the switch minus before, per seed) stays above minus the
+    offline scores' std over seeds (fails when a row's dip lies below that for sure);
+    {smaller_dip, than}: the first's dip is smaller than the second's."""
     text = claim["claim"]
     if "above_baselines" in claim:
         algos = [a for a in claim["above_baselines"] if a in spec.algorithms]
-        averages, floors = row_averages(spec, cells, algos), _baseline_scores(spec)
+        matrices, floors = {a: score_matrix(spec, cells, a) for a in algos}, _baseline_scores(spec)
         if not floors:
             return Verdict(text, None, "the suite records no zero-action or random return")
-        if _missing(averages):
-            return undecided(text, _missing(averages))
+        if _missing(matrices):
+            return undecided(text, _missing(matrices))
         floor = max(floors.values())
-        return Verdict(text, all(averages[a] > floor for a in algos),
-                       ", ".join(f"{a} {averages[a]:.1f}" for a in algos) + "; baselines "
+        estimates = {a: bootstrap(m) for a, m in matrices.items()}
+        return Verdict(text, _all([verdict_from(Estimate(e.value - floor, e.low - floor, e.high - floor)) for e in estimates.values()]),
+                       ", ".join(f"{a} {e}" for a, e in estimates.items()) + "; baselines "
                        + ", ".join(f"{k} {v:.1f}" for k, v in floors.items()))  # fmt: skip
     if "beats" in claim:
         algo, others = claim["beats"], [a for a in claim["each_of"] if a in spec.algorithms]
-        averages = row_averages(spec, cells, [algo, *others])
-        if _missing(averages):
-            return undecided(text, _missing(averages))
-        return Verdict(text, all(averages[algo] > averages[a] for a in others),
-                       f"{algo} averages {averages[algo]:.1f}; " + ", ".join(f"{a} {averages[a]:.1f}" for a in others))  # fmt: skip
+        matrices = {a: score_matrix(spec, cells, a) for a in [algo, *others]}
+        if _missing(matrices):
+            return undecided(text, _missing(matrices))
+        differences = {a: paired_difference(matrices[algo], matrices[a]) for a in others}
+        return Verdict(text, _all([verdict_from(d) for d in differences.values()]),
+                       f"{algo} averages {matrices[algo].mean():.1f}; " + ", ".join(
+                           f"{a} {matrices[a].mean():.1f} (difference {d})" for a, d in differences.items()))  # fmt: skip
     if "margin_grows" in claim:
         algo, other, rows = claim["margin_grows"], claim["over"], list(spec.row_settings())
-        missing = [f"{a}/{r}" for a in (algo, other) for r in rows if "mean" not in cells.get((a, r), {})]
-        if missing:
-            return undecided(text, missing)
-        margins = [cells[(algo, r)]["mean"] - cells[(other, r)]["mean"] for r in rows]
-        return Verdict(text, all(b > a for a, b in zip(margins[:-1], margins[1:], strict=True)),
-                       f"{algo} - {other}: " + ", ".join(f"{r} {m:+.1f}" for r, m in zip(rows, margins, strict=True)))  # fmt: skip
+        matrices = {a: score_matrix(spec, cells, a) for a in (algo, other)}
+        if _missing(matrices):
+            return undecided(text, _missing(matrices))
+        margins = matrices[algo] - matrices[other]  # [seeds, rows]
+        growth = [paired_difference(margins[:, r + 1], margins[:, r]) for r in range(len(rows) - 1)]
+        return Verdict(text, _all([verdict_from(g) for g in growth]),
+                       f"{algo} - {other}: " + ", ".join(f"{r} {m:+.1f}" for r, m in zip(rows, margins.mean(0), strict=True))
+                       + "; growth " + ", ".join(str(g) for g in growth))  # fmt: skip
     if "no_dip" in claim:
         algo = claim["no_dip"]
         dips = _dips(spec, cells, algo)
         if dips is None:
             return Verdict(text, None, f"{algo} has no offline-to-online cell in every row")
-        offline_std = [float(np.std(cells[(algo, r)]["switch"]["offline"])) for r in spec.row_settings()]
-        drops = [f"{r} {d.mean():+.1f} (std {s:.1f})" for r, d, s in zip(spec.row_settings(), dips, offline_std, strict=True)]
-        return Verdict(text, all(d.mean() >= -s for d, s in zip(dips, offline_std, strict=True)),
-                       f"{algo}'s dip relative to its offline score: " + ", ".join(drops))  # fmt: skip
+        rows = list(spec.row_settings())
+        offline_std = [float(np.std(cells[(algo, r)]["switch"]["offline"])) for r in rows]
+        estimates = [bootstrap(dips[:, r]) for r in range(len(rows))]
+        parts = [False if e.high < -s else True if e.low >= -s else None for e, s in zip(estimates, offline_std, strict=True)]
+        drops = [f"{r} {e} (offline std {s:.1f})" for r, e, s in zip(rows, estimates, offline_std, strict=True)]
+        return Verdict(text, _all(parts), f"{algo}'s dip relative to its offline score: " + ", ".join(drops))
     if "smaller_dip" in claim:
         first, second = claim["smaller_dip"], claim["than"]
         dips = {a: _dips(spec, cells, a) for a in (first, second)}
         missing = [a for a, d in dips.items() if d is None]
         if missing:
             return Verdict(text, None, f"no offline-to-online cells for {', '.join(missing)}")
-        mean = {a: float(np.mean([d.mean() for d in dips[a]])) for a in dips}
         # A dip is negative: the larger value is the smaller dip.
-        return Verdict(text, mean[first] > mean[second], f"mean dip {first} {mean[first]:+.1f}, {second} {mean[second]:+.1f}")
+        difference = paired_difference(dips[first], dips[second])
+        return Verdict(text, verdict_from(difference),
+                       f"mean dip {first} {dips[first].mean():+.1f}, {second} {dips[second].mean():+.1f}; difference {difference}")  # fmt: skip
     among = [a for a in claim["among"] if a in spec.algorithms]
-    averages = row_averages(spec, cells, among)
-    if _missing(averages):
-        return undecided(text, _missing(averages))
-    runner_up = max((a for a in among if a != claim["best"]), key=lambda a: averages[a])
-    return Verdict(text, averages[claim["best"]] > averages[runner_up],
-                   f"{claim['best']} averages {averages[claim['best']]:.1f}, best other {runner_up} {averages[runner_up]:.1f}")  # fmt: skip
+    matrices = {a: score_matrix(spec, cells, a) for a in among}
+    if _missing(matrices):
+        return undecided(text, _missing(matrices))
+    best = claim["best"]
+    runner_up = max((a for a in among if a != best), key=lambda a: matrices[a].mean())
+    difference = paired_difference(matrices[best], matrices[runner_up])
+    return Verdict(text, verdict_from(difference),
+                   f"{best} averages {matrices[best].mean():.1f}, best other {runner_up} {matrices[runner_up].mean():.1f}; "
+                   f"difference {difference}")  # fmt: skip
 
 
 def check_claims(spec: TableSpec, cells: dict) -> str:
@@ -291,21 +322,20 @@ def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:
         if (a, row) not in ok:
             return "diverged" if (a, row) in cells else "-"
         cell = ok[(a, row)]
-        final = f"{cell['mean']:.1f} +- {cell['std']:.1f}"
+        final = str(bootstrap(cell["scores"]))
         if "switch" not in cell:
             return final
-        offline, dip = (
-            np.asarray(cell["switch"]["offline"]),
-            np.asarray(cell["switch"]["dip"]) - np.asarray(cell["switch"]["offline"]),
-        )
-        return f"{offline.mean():.1f} +- {offline.std():.1f} -> {final} (dip {dip.mean():+.1f} +- {dip.std():.1f})"
+        offline = np.asarray(cell["switch"]["offline"])
+        dip = np.asarray(cell["switch"]["dip"]) - offline
+        return f"{bootstrap(offline)} -> {final} (dip {bootstrap(dip)})"
 
-    averages = row_averages(spec, cells, algos)
+    matrices = {a: score_matrix(spec, cells, a) for a in algos}
     lines = [f"| {spec.env.split('/')[-1]} | " + " | ".join(algos) + " |", "|---" * (len(algos) + 1) + "|"]
-    for row in [*spec.row_settings(), "average"]:
-        if row == "average":
-            means = [averages[a] for a in algos]
-            texts = [f"{m:.1f}" if m is not None else "-" for m in means]
+    for row in [*spec.row_settings(), "average", "IQM"]:
+        if row in ("average", "IQM"):
+            aggregate = iqm if row == "IQM" else mean
+            means = [aggregate(m) if m is not None else None for m in matrices.values()]
+            texts = [str(bootstrap(m, aggregate)) if m is not None else "-" for m in matrices.values()]
         else:
             means = [ok[(a, row)]["mean"] if (a, row) in ok else None for a in algos]
             texts = [text(a, row) for a in algos]
@@ -314,7 +344,11 @@ def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:
         texts = [f"**{t}**" if m is not None and m == best else t for t, m in zip(texts, means, strict=True)]
         lines.append(f"| {row} | " + " | ".join(texts) + " |")
     lines.append("")
-    lines.append(f"Normalised score (mean +- std over {spec.seeds} seeds) after {spec.steps} updates; suite `{spec.suite}`.")
+    lines.append(
+        f"Normalised score after {spec.steps} updates, suite `{spec.suite}`: mean over {spec.seeds} seeds [95% stratified "
+        "bootstrap interval]; average and IQM (interquartile mean) pool every row and seed. Seed i of every column "
+        "met the same evaluation episodes, so the claims compare paired seeds."
+    )
     if any("switch" in cell for cell in ok.values()):
         online = spec.common.get("online_steps", "the")
         lines.append(
