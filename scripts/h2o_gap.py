@@ -2,25 +2,28 @@
 
 For every trained H2O run given (a run directory, e.g. a table cell's), u is computed on the last 5,000
 simulator transitions of each seed's buffer as the agent computes it (next states sampled around s' with
-the std of the real data), and correlated (Spearman) with the state variable the shift acts on. For
+the agent's noise, `H2O.next_state_std`), and correlated (Spearman) with the state variable the shift acts on. For
 Pendulum, gravity and length change the angular acceleration 3g/(2l) sin(theta), so the gap grows with
 |sin theta|; joint noise acts on the action, the same everywhere, so no correlation is expected there.
 
-python scripts/h2o_gap.py experiments/results/h2o-pendulum/runs/h2o-*
+  python scripts/h2o_gap.py runs/tables/h2o-pendulum/runs/h2o-*
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tyro
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from jaxrl import losses  # noqa: E402
+from jaxrl.agents import losses  # noqa: E402
+from jaxrl.engine import trainer  # noqa: E402
+from jaxrl.engine.run_dir import RunDir  # noqa: E402
 from jaxrl.train import build, load_run  # noqa: E402
 
 
@@ -47,18 +50,29 @@ def member_gap_correlation(agent, state, std, key, rows: int, samples: int) -> f
 
 
 def gap_correlations(run_dir: Path, rows: int = 5_000, samples: int = 10) -> list[float]:
+    """Per seed of the run: the whole state (its simulator buffer too) restored from its latest checkpoint."""
     run = load_run(run_dir)
+    built = build(dataclasses.replace(run.config, run_dir=str(run.run_dir)))
+    _, states = trainer.restore(built.program, built.members, RunDir(run.run_dir).checkpointer())
     agent = jax.tree.map(lambda x: x[0], run.agents)
-    std = jnp.asarray(build(run.config).program.data["dataset"].observations).std(axis=0)  # the real data, normalised
-    states = [jax.tree.map(lambda x, m=m: x[m], run.states) for m in range(len(run.members))]
-    return [member_gap_correlation(agent, s, std, jax.random.PRNGKey(m), rows, samples) for m, s in enumerate(states)]
+    real = jnp.asarray(built.program.data["dataset"].observations)  # the real data, normalised as the agent saw it
+    std = agent.next_state_std(real) * agent.next_state_std_ratio  # the noise u is computed with
+    members = [jax.tree.map(lambda x, m=m: x[m], states) for m in range(len(run.members))]
+    return [member_gap_correlation(agent, s, std, jax.random.PRNGKey(m), rows, samples) for m, s in enumerate(members)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path, help="H2O run directories")
-    parser.add_argument("--samples", type=int, default=10, help="next states sampled per row (0: the observed one, no noise)")
-    args = parser.parse_args()
+@dataclasses.dataclass
+class Command:
+    runs: tyro.conf.Positional[tuple[Path, ...]] = ()
+    """H2O run directories"""
+    samples: int = 10
+    """next states sampled per row (0: the observed one, no noise)"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = tyro.cli(Command, args=argv, description=__doc__, prog="python scripts/h2o_gap.py")
+    if not args.runs:
+        raise SystemExit("error: give at least one H2O run directory")
     print("| run | Spearman(u, abs sin theta) per seed | mean |\n|---|---|---|")
     for run_dir in args.runs:
         values = gap_correlations(run_dir, samples=args.samples)

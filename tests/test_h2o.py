@@ -188,3 +188,35 @@ def test_sim_to_real_agents_refuse_what_they_cannot_learn_from(tmp_path, overrid
 
     with pytest.raises(ConfigError, match=message.replace("h2o", agent.name)):
         build(TrainConfig(agent=agent(hidden_dims=TINY), run_dir=str(tmp_path), **overrides))
+
+
+def test_next_state_noise_is_the_std_over_real_rows_padded_with_zeros_as_the_reference_buffer():
+    """The reference takes the std once over its buffer: the real data stacked on 10x as many zero rows
+    (mixed_replay_buffer.py), plus 1e-3. Real rows (1, 0) and (3, 0): mean 2/11, mean square 5/11."""
+    real = jnp.array([[1.0, 0.0], [3.0, 0.0]])
+    np.testing.assert_allclose(H2O().next_state_std(real), [math.sqrt(5 / 11 - (2 / 11) ** 2) + 1e-3, 1e-3], rtol=1e-6)
+    np.testing.assert_allclose(H2O(next_state_std_padding=0.0).next_state_std(real), [1.001, 1e-3], rtol=1e-6)
+    assert not H2O.normalizes_rewards  # the reference trains on raw rewards
+
+
+@pytest.mark.slow(
+    reason="trains a small hybrid H2O run, then restores its whole state for the gap diagnostic (~40 s)",
+    companion="tests/test_h2o.py::test_next_state_noise_is_the_std_over_real_rows_padded_with_zeros_as_the_reference_buffer",
+)
+def test_the_gap_diagnostic_reads_a_trained_run(tmp_path, random_pendulum_file):
+    import sys
+    from pathlib import Path
+
+    from jaxrl.train import train
+
+    cfg = TrainConfig(agent=H2O(hidden_dims=TINY, discriminator_dims=TINY), regime="hybrid", dataset=str(random_pendulum_file),
+                      sim_dynamics=("gravity=2",), seeds=2, steps=400, chunk_steps=200, learning_starts=100, batch_size=64,
+                      eval_episodes=1, run_dir=str(tmp_path / "h2o"), progress=False)  # fmt: skip
+    train(cfg)
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    try:
+        import h2o_gap
+    finally:
+        sys.path.pop(0)
+    values = h2o_gap.gap_correlations(tmp_path / "h2o", rows=300, samples=0)
+    assert len(values) == 2 and all(-1.0 <= v <= 1.0 for v in values)

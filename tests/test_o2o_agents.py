@@ -295,3 +295,25 @@ def test_calql_raises_q_on_dataset_actions_where_cql_underestimates(pendulum_fil
     )
     assert under.mean() > 0.02
     assert calql_gap[under].mean() > cql_gap[under].mean() + 0.6, (cql_gap[under].mean(), calql_gap[under].mean())
+
+
+def test_calql_backs_up_the_best_of_its_sampled_next_actions():
+    """Cal-QL's reference runs CQL's max target backup: of n actions a' ~ pi(s'), the target takes the one
+    whose (min over critics) target value is highest, with that action's log-probability; CQL keeps SAC's
+    single sample unless asked."""
+    from types import SimpleNamespace
+
+    assert CalQL().max_target_backup and not CQL().max_target_backup
+    spec = SimpleNamespace(obs_dim=3, action_dim=2)
+    agent = CalQL(hidden_dims=(16, 16), num_sampled_actions=5, backup_entropy=True).configure(spec, 10)
+    state = agent.init(jax.random.PRNGKey(0))
+    next_obs, key, alpha = jax.random.normal(jax.random.PRNGKey(1), (4, 3)), jax.random.PRNGKey(2), 0.3
+    value = agent.next_value(state, next_obs, key, alpha)
+    repeated = jnp.broadcast_to(next_obs, (5, 4, 3))
+    actions, log_probs = agent.sample_action(state.actor.params, repeated, key)
+    q = agent.critic_net.apply(state.target_critic_params, repeated, actions).min(axis=0)  # [n, B]
+    best = np.asarray(q).argmax(axis=0)
+    by_hand = np.asarray(q)[best, np.arange(4)] - alpha * np.asarray(log_probs)[best, np.arange(4)]
+    np.testing.assert_allclose(value, by_hand, rtol=1e-6)
+    single = CQL(**{k: getattr(agent, k) for k in ("hidden_dims", "backup_entropy")}).configure(spec, 10)
+    assert value.shape == single.next_value(state, next_obs, key, alpha).shape == (4,)

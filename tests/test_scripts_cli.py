@@ -70,7 +70,7 @@ def test_table_commands_parse(scripts):
 
 
 @pytest.mark.parametrize("script", ["reproduce_l2m", "reproduce_hamster", "reproduce_riql", "reproduce_ro2o", "reproduce_h2o",
-                                    "table"])  # fmt: skip
+                                    "table", "h2o_gap"])  # fmt: skip
 def test_every_script_has_help(script, capsys):
     sys.path.insert(0, str(SCRIPTS))
     try:

@@ -7,10 +7,13 @@ behaviour policy is known to earn. The uniform random actions are not floored, a
 from __future__ import annotations
 
 from jaxrl.agents import losses
+from jaxrl.agents.base import static
 from jaxrl.agents.cql import CQL
 
 
 class CalQL(CQL):
+    # The reference runs Cal-QL with CQL's max target backup on (cql_max_target_backup=True).
+    max_target_backup: bool = static(True, help="back up the best of num_sampled_actions policy actions at s'")
     name = "calql"
     description = "Calibrated Q-learning: CQL floored at Monte Carlo returns (offline-to-online)"
     uses_returns_to_go = True

@@ -29,6 +29,9 @@ class CQL(SAC):
     target_action_gap: float = hyperparameter(10.0, help="Lagrange variant: the penalty gap to hold")
     multiplier_lr: float = positive(3e-4, help="Lagrange variant: learning rate of the multiplier")
     online_sac: bool = static(False, help="fine-tune online as plain SAC, without the penalty (CQL -> SAC)")
+    max_target_backup: bool = static(
+        False, help="back up the best of num_sampled_actions policy actions at s' (the reference's cql_max_target_backup)"
+    )
 
     name = "cql"
     default_regime = "offline"
@@ -68,6 +71,22 @@ class CQL(SAC):
             return (weight * gap).sum(), {"cql_gap": gap.mean(), "cql_weight": jnp.asarray(weight, jnp.float32)}
 
         return penalty
+
+    def next_value(self, state, next_obs, key, alpha):
+        """With `max_target_backup`: of `num_sampled_actions` actions a' ~ pi(s'), the one whose combined
+        target value is highest, with its own log-probability for the entropy backup (JaxCQL's
+        conservative_sac.py, which Cal-QL's reference runs with it on)."""
+        if not self.max_target_backup:
+            return super().next_value(state, next_obs, key, alpha)
+        repeated = jnp.broadcast_to(next_obs, (self.num_sampled_actions, *next_obs.shape))
+        actions, log_probs = self.sample_action(state.actor.params, repeated, key)
+        qs = self.critic_net.apply(state.target_critic_params, repeated, actions)  # [K, n, B]
+        q = self.target_value(qs, jax.random.fold_in(key, 1))  # [n, B]
+        best = jnp.argmax(q, axis=0)[None]
+        next_q = jnp.take_along_axis(q, best, axis=0)[0]
+        if self.backup_entropy:
+            next_q = next_q - alpha * jnp.take_along_axis(log_probs, best, axis=0)[0]
+        return next_q
 
     def for_online(self):
         return as_sac(self) if self.online_sac else self

@@ -9,7 +9,11 @@ transitions that trusts the simulator only as far as its dynamics agree with the
 
 Differences from the reference (`t6-thu/H2O`, SimpleSAC/sim2real_sac.py): the classifiers train on the
 update's own real and simulated rows (the reference draws separate batches of 256 each), and the
-next-state noise of u uses the std of the batch's real observations (the reference: of its buffer).
+next-state noise of u is computed from the batch's real observations where the reference uses its whole
+buffer. That buffer (mixed_replay_buffer.py:42-59) stacks the real data on `next_state_std_padding` (10)
+times as many zero rows, its simulator part before any transition, and takes the std once, so the noise
+is about 0.3 of the real std on zero-mean dimensions; the padding reproduces that (0: the real std).
+Rewards are raw, as the reference trains (reward_scale 1, bias 0).
 """
 
 from __future__ import annotations
@@ -29,11 +33,15 @@ class H2O(SimToReal):
     next_state_std_ratio: float = nonnegative(
         1.0, help="std of those samples in units of the real observations' std (the reference's s_prime_std_ratio)"
     )
+    next_state_std_padding: float = nonnegative(
+        10.0, help="zero rows per real row in the std of those samples: the reference's empty simulator buffer (0: the real std)"
+    )
     importance_weighting: bool = static(True, help="weight simulated TD errors by the dynamics ratio")
     gap_penalty: bool = static(True, help="the u-weighted penalty on simulated Q values (off with the weights: naive mix)")
 
     name = "h2o"
     description = "Dynamics-aware hybrid offline-and-online RL: real data plus an imperfect simulator"
+    normalizes_rewards = False  # the reference trains on raw rewards (reward_scale 1.0, reward_bias 0.0)
 
     def td_weights(self, state: ClassifierState, batch):
         """The mean squared TD error of the real rows plus the ratio-weighted mean of the simulated ones,
@@ -46,12 +54,19 @@ class H2O(SimToReal):
             sim = losses.importance_weights(log_ratio)
         return jax.lax.stop_gradient(jnp.concatenate([jnp.full(r, n / r), sim * n / (n - r)]))
 
+    def next_state_std(self, real_obs):
+        """Per dimension, the std of the real observations stacked on `next_state_std_padding` times as many
+        zero rows, plus the reference's 1e-3 (mixed_replay_buffer.py `normalize_states`)."""
+        share = 1.0 / (1.0 + self.next_state_std_padding)
+        mean, mean_square = share * real_obs.mean(axis=0), share * jnp.square(real_obs).mean(axis=0)
+        return jnp.sqrt(jnp.maximum(mean_square - jnp.square(mean), 0.0)) + 1e-3
+
     def critic_regularizer(self, state: ClassifierState, batch, key):
         if not self.gap_penalty:
             return None
         r, m = self.real_rows(batch), self.next_state_samples
         obs, action, next_obs = batch.observations[r:], batch.actions[r:], batch.next_observations[r:]
-        std = batch.observations[:r].std(axis=0)
+        std = self.next_state_std(batch.observations[:r])
         sampled = next_obs + self.next_state_std_ratio * std * jax.random.normal(key, (m, *next_obs.shape))
         log_ratios = jax.vmap(lambda s: self.log_ratio(state.discriminators.params, obs, action, s))(sampled)
         # Floored at 1e-30, not the reference's 1e-45: that is a float32 subnormal, which devices may flush

@@ -108,14 +108,18 @@ class SAC(CriticAgent):
             return losses.random_subset_min(q, key, self.target_subset)
         return q.min(axis=0)
 
+    def next_value(self, state, next_obs, key, alpha):
+        """The value of s' the TD target backs up: the target critics at a' ~ pi(s'), combined by
+        `target_value`, minus alpha log pi(a'|s') with `backup_entropy`."""
+        next_action, next_log_prob = self.sample_action(state.actor.params, next_obs, key)
+        next_qs = self.critic_net.apply(state.target_critic_params, next_obs, next_action)
+        next_q = self.target_value(next_qs, jax.random.fold_in(key, 1))  # fold_in: plain SAC keeps its key stream
+        return next_q - alpha * next_log_prob if self.backup_entropy else next_q
+
     def critic_step(self, state, batch, k_next, k_reg):
         """One step of the critics (and of what their regulariser trains) and of their targets."""
         alpha = jnp.exp(state.log_alpha.params)
-        next_action, next_log_prob = self.sample_action(state.actor.params, batch.next_observations, k_next)
-        next_qs = self.critic_net.apply(state.target_critic_params, batch.next_observations, next_action)
-        next_q = self.target_value(next_qs, jax.random.fold_in(k_next, 1))  # fold_in: plain SAC keeps its key stream
-        if self.backup_entropy:
-            next_q = next_q - alpha * next_log_prob
+        next_q = self.next_value(state, batch.next_observations, k_next, alpha)
         target = losses.td_target(batch.rewards, batch.terminals, next_q, self.gamma)
         regularizer = self.critic_regularizer(state, batch, k_reg)
         weights = self.td_weights(state, batch)
