@@ -86,6 +86,28 @@ def test_failure_attribution_by_hand():
     assert (a["bad path"], a["did not follow"], a["followed, failed"]) == (0.25, 0.25, 0.5)
 
 
+def test_failures_are_attributed_by_what_the_oracle_path_does_from_the_same_start_state():
+    success = np.array([[True, False, False, False], [False, False, True, True]])  # [seeds, episodes]
+    oracle = np.array([[True, True, False, False], [True, True, True, True]])
+    c = hamster.counterfactual_attribution(success, oracle)
+    # seed 0 fails episodes 1-3, of which the oracle path wins 1; seed 1 fails 0-1, the oracle path wins both
+    assert c["failures"] == 5 and (c["the path"], c["the low level"]) == (3 / 5, 2 / 5)
+    np.testing.assert_allclose(c["the path per seed"], [1 / 3, 1.0])
+
+    def claim_5(hamster_success, oracle_success):
+        zeros = np.zeros((2, 2, 4))
+        methods = {name: {"success": np.array(ok, bool).reshape(2, 1, 4).repeat(2, axis=1), "frechet": zeros,
+                          "adherence": zeros} for name, ok in (("hamster", hamster_success), ("oracle-path", oracle_success))}  # fmt: skip
+        return next(v for v in report.claims(methods, ["in-domain", "layouts"]) if v.claim.startswith("5."))
+
+    # the oracle path fails wherever HAMSTER fails: the low level's fault, for certain
+    assert claim_5([[1, 0, 0, 0], [1, 1, 0, 0]], [[1, 0, 0, 0], [1, 1, 0, 0]]).holds is True
+    # the oracle path wins every episode HAMSTER fails: the plan's fault
+    assert claim_5([[1, 0, 0, 0], [1, 1, 0, 0]], [[1, 1, 1, 1], [1, 1, 1, 1]]).holds is False
+    # seeds disagree (no failure the plan's on one, half on the other): the interval holds 0.5
+    assert claim_5([[1, 0, 0, 0], [1, 1, 0, 0]], [[1, 0, 0, 0], [1, 1, 1, 0]]).holds is None
+
+
 def fake(success, frechet=None):
     """Results of one method: success [seeds 2, splits, episodes 2] with the given per-split rates."""
     r = {"success": np.broadcast_to(np.asarray(success, float)[None, :, None], (2, len(success), 2)).copy()}
@@ -106,7 +128,7 @@ def test_claims_are_checked_from_the_numbers():
         "monolithic": fake([1.0, 0.45, 0.2]),
     }
     verdicts = {v.claim[:2]: v.holds for v in report.claims(methods, splits)}
-    assert verdicts == {"1.": True, "2.": True, "3.": True, "4.": True, "5.": True}
+    assert verdicts == {"1.": True, "2.": True, "3.": True, "4.": True}  # 5 needs the oracle path's episodes
     methods["monolithic"] = fake([1.0, 0.6, 0.5])  # off-domain actions now help the monolithic policy by 0.25
     methods["hamster-overlay"] = fake([0.9, 0.8, 0.8], 0.05)  # the overlay drops less under the camera warp
     verdicts = {v.claim[:2]: v.holds for v in report.claims(methods, splits)}

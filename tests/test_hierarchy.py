@@ -189,3 +189,18 @@ def test_spatial_softmax_reports_where_each_channel_fires():
 
     maps = jnp.full((1, 4, 4, 2), -50.0).at[0, 0, 3, 0].set(50.0).at[0, 3, 0, 1].set(50.0)  # top right; bottom left
     np.testing.assert_allclose(spatial_softmax(maps), [[0.875, 0.125, 0.875, 0.125]], atol=1e-6)  # x of each, then y
+
+
+def test_the_vector_encoding_measures_progress_where_the_camera_shows_the_agent():
+    """Paths live in image coordinates; under a warped camera the agent's arena position is elsewhere in
+    the image, so progress is taken at its image position when one is given (the evaluation gives it)."""
+    from envs.pathworld.render import image_coordinates
+
+    path = jnp.zeros((1, paths.MAX_WAYPOINTS, 4)).at[0, :2].set(jnp.array([[0.2, 0.5, 0, 1], [0.8, 0.5, 0, 1]]))
+    arena = jnp.array([[0.3, 0.5]])
+    seen = image_coordinates(arena, (0.1, 0.0, 0.0, 1.0))  # the camera shifted right by 0.1
+    proprio = jnp.zeros((1, hierarchy.PROPRIO_DIM)).at[:, :2].set(arena)
+    _, plain = hierarchy.encode_path("vector", proprio, None, path)
+    _, warped = hierarchy.encode_path("vector", proprio, None, path, position=seen)
+    np.testing.assert_allclose(plain[0, -1], 1 / 6, atol=1e-6)  # 0.1 of the path's 0.6 length
+    np.testing.assert_allclose(warped[0, -1], 2 / 6, atol=1e-6)  # the image shows it 0.1 further along

@@ -410,3 +410,18 @@ def test_a_tiny_protocol_run_scores_every_method_on_the_same_episodes_and_resume
     resumed = run("l2m", "l2m-killed")
     for k in ("success", "returns", "selections", "claimed"):
         np.testing.assert_array_equal(resumed[k], l2m[k])
+
+
+def test_learning_rate_warms_up_then_decays_by_cosine_and_restarts_with_each_task():
+    from jaxrl.agents.optim import warmup_cosine
+
+    lr = lambda step: float(warmup_cosine(1.0, step, 100, 10, 0.01))  # noqa: E731
+    assert lr(0) == pytest.approx(0.1) and lr(9) == pytest.approx(1.0) and lr(10) == pytest.approx(1.0)
+    assert lr(55) == pytest.approx(0.01 + 0.99 * 0.5) and lr(100) == pytest.approx(0.01) and lr(500) == pytest.approx(0.01)
+    agent = tiny_agent()
+    data = TaskData(None, None, None, ROWS, 1)
+    task = continual_agent(CFG, agent, METHODS["l2m"], data)  # each task its own schedule over steps_per_task
+    per_task = CFG.steps_per_task
+    assert float(task.learning_rate_at(100)) == float(task.learning_rate_at(per_task + 100)) < CFG.learning_rate
+    pre = continual_agent(CFG, agent, PRETRAIN, data, span="pretrain")
+    assert float(pre.learning_rate_at(CFG.pretrain_steps)) == pytest.approx(CFG.min_learning_rate)

@@ -40,3 +40,12 @@ def cosine_decay(learning_rate, step, total_steps: int):
     """Cosine decay from `learning_rate` to 0 over `total_steps`, then 0 (IQL's actor schedule)."""
     progress = jnp.minimum(step / max(total_steps, 1), 1.0)
     return learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+
+
+def warmup_cosine(learning_rate, step, total_steps: int, warmup_steps, end: float = 0.0):
+    """Linear warm-up to `learning_rate` over `warmup_steps`, then cosine decay to `end` at `total_steps`
+    (the learning-rate schedule of L2M's reference, HF's `get_cosine_schedule_with_warmup` with a floor)."""
+    warmup = jnp.maximum(warmup_steps, 1.0)
+    progress = jnp.clip((step - warmup_steps) / jnp.maximum(total_steps - warmup_steps, 1.0), 0.0, 1.0)
+    decayed = end + (learning_rate - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    return jnp.where(step < warmup_steps, learning_rate * jnp.minimum((step + 1) / warmup, 1.0), decayed)

@@ -35,7 +35,7 @@ from envs.pathworld.expert import expert_action
 from jaxrl.agents import ConfigError
 from jaxrl.agents.base import Agent, static
 from jaxrl.agents.dt import DT, DTBatch, masked_action_error
-from jaxrl.agents.optim import Trainable
+from jaxrl.agents.optim import Trainable, warmup_cosine
 from jaxrl.engine.checkpoint import Checkpointer
 from jaxrl.engine.evaluation import evaluate_policy_with_memory
 from jaxrl.engine.phases import Offline, OfflineState, offline_chunk, offline_start
@@ -83,7 +83,10 @@ class ContinualConfig:
     pretrain_steps: int = 4_000
     pretrain_learning_rate: float = 1e-3
     steps_per_task: int = 800
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # CPU scale: the reference's 1e-4 is for 100k updates per task, not 800
+    weight_decay: float = 1e-2  # AdamW's decoupled decay, the reference's (decision_transformer_sb3.py:47)
+    warmup_fraction: float = 0.004  # of each stage (pretraining, each task), then cosine decay (4k of the reference's 1M)
+    min_learning_rate: float = 1e-6  # where the cosine ends, the reference's
     pool_size: int = 12
     rank: int = 8
     prompt_length: int = 5
@@ -116,6 +119,12 @@ class ContinualConfig:
         for name in ("transitions_per_task", "batch_size", "pretrain_steps", "steps_per_task", "seeds", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if (
+            not 0.0 <= self.warmup_fraction < 1.0
+            or self.weight_decay < 0
+            or not 0 <= self.min_learning_rate <= self.learning_rate
+        ):
+            raise ConfigError("warmup_fraction must be in [0, 1), weight_decay >= 0, min_learning_rate in [0, learning_rate]")
         if self.embedding_dim % self.num_heads:
             raise ConfigError(f"num_heads ({self.num_heads}) must divide embedding_dim ({self.embedding_dim})")
         return self
@@ -295,9 +304,16 @@ class ContinualAgent(Agent):
         return loss, (action_loss, index)
 
     def learning_rate_at(self, step):
-        if self.span == "pretrain":  # DT's warm-up schedule, at the pretraining rate
-            return self.cfg.pretrain_learning_rate / self.dt.learning_rate * self.dt.learning_rate_at(step)
-        return self.cfg.learning_rate
+        """The reference's schedule (linear warm-up, cosine decay to `min_learning_rate`) over the stage:
+        pretraining, the multi-task run, or each task of a sequence (its optimizer restarts at each task)."""
+        cfg = self.cfg
+        if self.span == "pretrain":
+            peak, total = cfg.pretrain_learning_rate, cfg.pretrain_steps
+        elif self.span == "all":
+            peak, total = cfg.learning_rate, cfg.steps_per_task * len(cfg.sequence)
+        else:
+            peak, total, step = cfg.learning_rate, cfg.steps_per_task, step % cfg.steps_per_task
+        return warmup_cosine(peak, step, total, cfg.warmup_fraction * total, cfg.min_learning_rate)
 
     def update_at(self, learner: Learner, batch, key, step):
         penalise = (self.span == "task") & (self.task > 0)
@@ -436,7 +452,7 @@ def stage_settings(cfg: ContinualConfig, stage: str, fields, **extra) -> dict:
 
 _DATA_FIELDS = ("sequence", "pretrain_tasks", "transitions_per_task", "noises", "seed")
 PRETRAIN_FIELDS = (*_DATA_FIELDS, *MODEL_FIELDS, "dropout", "reward_scale", "batch_size", "pretrain_steps",
-                   "pretrain_learning_rate")  # fmt: skip
+                   "pretrain_learning_rate", "weight_decay", "warmup_fraction", "min_learning_rate")  # fmt: skip
 EVAL_STREAM = 7  # folded into the protocol's seed: the evaluation episodes, the same for every method
 
 
@@ -455,7 +471,7 @@ def make_agent(cfg: ContinualConfig, env) -> DT:
     total = cfg.pretrain_steps
     return DT(embedding_dim=cfg.embedding_dim, num_layers=cfg.num_layers, num_heads=cfg.num_heads, context=cfg.context,
               embedding_dropout=cfg.dropout, attention_dropout=cfg.dropout, residual_dropout=cfg.dropout,
-              reward_scale=cfg.reward_scale, warmup_steps=0.1 * total, target_return=0.0).configure(env.spec, total)  # fmt: skip
+              reward_scale=cfg.reward_scale, weight_decay=cfg.weight_decay, target_return=0.0).configure(env.spec, total)  # fmt: skip
 
 
 def continual_agent(cfg: ContinualConfig, dt: DT, method: Method, data: TaskData, span: str = "task") -> ContinualAgent:

@@ -451,7 +451,9 @@ def evaluate_method(cfg: HamsterConfig, method: Method, trained: dict, variants:
         else:
             path = label if method.high == "oracle" else nets["high"].apply(high_params, image(first), tokens).path()[0]
             channels = from_pixels(to_pixels(paths.path_channels(path, size, hierarchy.IDENTITY)))[None]
-            act = lambda s: nets[method.low].apply(act_params, proprio(s)[None], image(s), path[None], channels)[0]  # noqa: E731
+            # the vector encoding's progress: where the camera shows the agent, the path's own coordinates
+            act = lambda s: nets[method.low].apply(act_params, proprio(s)[None], image(s), path[None], channels,  # noqa: E731
+                                                   image_coordinates(s[:2], p.warp)[None])[0]  # fmt: skip
 
         def step(carry, k):
             state, done = carry
@@ -490,6 +492,20 @@ def attribution(success, frechet, adherence) -> dict:
     total = max(int(failed.sum()), 1)
     return {"failures": int(failed.sum()), "bad path": bad.sum() / total, "did not follow": astray.sum() / total,
             "followed, failed": rest.sum() / total}  # fmt: skip
+
+
+def counterfactual_attribution(success, oracle_success) -> dict:
+    """Which level each failed episode fails for, by what the oracle path does from the same start state
+    (every method meets the same episodes): "the path" where the low level with the expert's path
+    succeeds there, "the low level" where it fails too. Arrays [seeds, ...]; the fractions are of each
+    seed's failures ([seeds], NaN for a seed with none) and over all of them."""
+    failed = ~np.asarray(success, bool)
+    path = failed & np.asarray(oracle_success, bool)
+    axes = tuple(range(1, failed.ndim))
+    per_seed = path.sum(axes) / np.where(failed.sum(axes) > 0, failed.sum(axes), np.nan)
+    total = max(int(failed.sum()), 1)
+    return {"failures": int(failed.sum()), "the path": path.sum() / total, "the low level": (failed & ~path).sum() / total,
+            "the path per seed": per_seed}  # fmt: skip
 
 
 def evaluation_variants(cfg: HamsterConfig) -> dict[str, Variants]:

@@ -189,15 +189,16 @@ def path_loss(prediction: PathPrediction, target) -> jax.Array:
     return jnp.mean(valid_ce + jnp.sum((xy + grip) * valid, -1) / rows)
 
 
-def encode_path(encoding: str, proprio, image, path, channels=None) -> tuple[jax.Array | None, jax.Array]:
+def encode_path(encoding: str, proprio, image, path, channels=None, position=None) -> tuple[jax.Array | None, jax.Array]:
     """(the image the policy sees, the extra vector) for one encoding of image-coordinate paths [B, M, 4];
     `channels` [B, size, size, 2] are the paths' `paths.path_channels` where already drawn. The vector's
-    progress is of the agent's position (proprioception, arena coordinates) along the path."""
+    progress is of the agent's `position` along the path, in the path's image coordinates (where the
+    camera shows the agent); None: its arena position (proprioception), the same under the plain camera."""
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown path encoding {encoding!r}; encodings: {', '.join(ENCODINGS)}")
     none = jnp.zeros(proprio.shape[:-1] + (0,))
     if encoding == "vector":
-        return image, jax.vmap(paths.path_vector)(path, proprio[..., :2])
+        return image, jax.vmap(paths.path_vector)(path, proprio[..., :2] if position is None else position)
     if channels is None:
         channels = jax.vmap(lambda p: paths.path_channels(p, image.shape[-2], IDENTITY))(path)
     if encoding == "overlay":
@@ -215,8 +216,8 @@ class PathPolicy(nn.Module):
     use_image: bool = True
 
     @nn.compact
-    def __call__(self, proprio, image, path, path_channels=None):
-        image, extra = encode_path(self.encoding, proprio, image, path, path_channels)
+    def __call__(self, proprio, image, path, path_channels=None, position=None):
+        image, extra = encode_path(self.encoding, proprio, image, path, path_channels, position)
         parts = [proprio, extra]
         if self.use_image:
             parts.append(ConvEncoder(self.channels)(image))
