@@ -235,3 +235,21 @@ def test_learns_on_pendulum(tmp_path, agent, level, normalize_obs, steps, gain):
     final = result.final_rows[0]["normalized_score"]
     print(f"{agent.name}: {start:.1f} -> {final:.1f}")
     assert final > start + gain, (start, final)
+
+
+def test_ensemble_critics_start_near_zero_with_edac_init():
+    """SAC-N, EDAC and RO2O initialise their critics as their references (EDAC's init): hidden biases
+    0.1 and the output layer from U(-3e-3, 3e-3), so Q starts near 0 whatever the inputs."""
+    from types import SimpleNamespace
+
+    from jaxrl.agents import RO2O
+
+    spec = SimpleNamespace(obs_dim=5, action_dim=2)
+    obs, actions = jax.random.normal(jax.random.PRNGKey(1), (64, 5)) * 3, jnp.ones((64, 2))
+    for agent in (SACN(hidden_dims=(32, 32)), EDAC(hidden_dims=(32, 32)), RO2O(hidden_dims=(32, 32))):
+        agent = agent.configure(spec, 10)
+        params = agent.init(jax.random.PRNGKey(0)).critic.params["params"]["VmapCritic_0"]["MLP_0"]
+        output = params["Dense_2"]
+        assert float(jnp.abs(output["kernel"]).max()) <= 3e-3 and float(jnp.abs(output["bias"]).max()) <= 3e-3
+        np.testing.assert_allclose(params["Dense_0"]["bias"], 0.1)
+        assert float(jnp.abs(agent.critic_net.apply(agent.init(jax.random.PRNGKey(0)).critic.params, obs, actions)).max()) < 0.1

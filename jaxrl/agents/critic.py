@@ -19,10 +19,14 @@ class CriticAgent(Agent):
     tau: float = fraction(0.005, help="Polyak rate of the target critics")
     critic_layer_norm: bool = static(False, help="LayerNorm after every hidden layer of the critics (ReBRAC)")
     critic_bias_init: float = static(0.0, help="initial bias of the critics (SAC-N/EDAC/RIQL use 0.1)")
+    critic_output_init: float = static(
+        0.0, help="the critics' output weights and bias from U(-x, x) (SAC-N/EDAC/RO2O: 3e-3); 0: the default init"
+    )
 
     @property
     def critic_net(self):
-        return CriticEnsemble(self.hidden_dims, self.num_critics, self.critic_layer_norm, self.critic_bias_init)
+        return CriticEnsemble(self.hidden_dims, self.num_critics, self.critic_layer_norm, self.critic_bias_init,
+                              self.critic_output_init)  # fmt: skip
 
     def init_critic(self, key) -> Trainable:
         return Trainable.create(self.critic_net.init(key, jnp.zeros((1, self.obs_dim)), jnp.zeros((1, self.action_dim))))

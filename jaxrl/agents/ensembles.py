@@ -19,6 +19,9 @@ class SACN(SAC):
     hidden_dims: tuple[int, ...] = static((256, 256, 256), help="hidden layer widths of actor and critics")
     num_critics: int = static(10, help="critics in the Q ensemble (the target uses their minimum)")
     critic_bias_init: float = static(0.1, help="initial bias of the critics")
+    # EDAC's init, which SAC-N's, EDAC's and RO2O's references use (CORL sac_n.py/edac.py VectorizedCritic,
+    # RO2O ro2o_mujoco.py): hidden biases 0.1, the output layer from U(-3e-3, 3e-3), so Q starts near 0.
+    critic_output_init: float = static(3e-3, help="the critics' output weights and bias from U(-x, x); 0: the default init")
 
     name = "sac-n"
     default_regime = "offline"

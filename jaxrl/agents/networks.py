@@ -21,6 +21,7 @@ class MLP(nn.Module):
     layer_norm: bool = False
     bias_init: float = 0.0  # RIQL/EDAC init critic biases at 0.1
     activation: Callable = nn.relu
+    out_init_scale: float = 0.0  # > 0: the output layer's weights and bias from U(-scale, scale) (EDAC's init)
 
     @nn.compact
     def __call__(self, x):
@@ -31,8 +32,19 @@ class MLP(nn.Module):
                 x = nn.LayerNorm()(x)
             x = self.activation(x)
         if self.out_dim is not None:
-            x = nn.Dense(self.out_dim, bias_init=bias_init)(x)
+            if self.out_init_scale > 0:
+                symmetric = symmetric_uniform(self.out_init_scale)
+                x = nn.Dense(self.out_dim, kernel_init=symmetric, bias_init=symmetric)(x)
+            else:
+                x = nn.Dense(self.out_dim, bias_init=bias_init)(x)
         return x
+
+
+def symmetric_uniform(scale: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
 
 
 def stride2_patches(x) -> jax.Array:
@@ -99,11 +111,12 @@ class Critic(nn.Module):
     hidden_dims: Sequence[int]
     layer_norm: bool = False
     bias_init: float = 0.0
+    out_init_scale: float = 0.0
 
     @nn.compact
     def __call__(self, obs, action):
         x = jnp.concatenate([obs, action], axis=-1)
-        return MLP(self.hidden_dims, 1, self.layer_norm, self.bias_init)(x)[..., 0]
+        return MLP(self.hidden_dims, 1, self.layer_norm, self.bias_init, out_init_scale=self.out_init_scale)(x)[..., 0]
 
 
 class CriticEnsemble(nn.Module):
@@ -113,6 +126,7 @@ class CriticEnsemble(nn.Module):
     num_critics: int = 2
     layer_norm: bool = False
     bias_init: float = 0.0
+    out_init_scale: float = 0.0
 
     @nn.compact
     def __call__(self, obs, action):
@@ -124,7 +138,7 @@ class CriticEnsemble(nn.Module):
             out_axes=0,
             axis_size=self.num_critics,
         )
-        return ensemble(self.hidden_dims, self.layer_norm, self.bias_init)(obs, action)
+        return ensemble(self.hidden_dims, self.layer_norm, self.bias_init, self.out_init_scale)(obs, action)
 
 
 class ValueNet(nn.Module):
