@@ -373,7 +373,7 @@ def test_continual_metrics_by_hand():
     verdicts = {v.claim[:3]: v.holds for v in report.claims({"full-ft": result, "l2m": result}, 2)}
     assert verdicts["(1)"] is True and verdicts["(2)"] is False and verdicts["(4)"] is True
     assert "(3)" not in verdicts and "(5)" not in verdicts  # their comparators were not run
-    assert "| Full FT | 0.63 ± 0.00 | 0.35 ± 0.00 |" in report.results_table({"full-ft": result}, 2)
+    assert "| Full FT | 0.63 [0.63, 0.63] | 0.35 [0.35, 0.35] |" in report.results_table({"full-ft": result}, 2)
 
 
 @pytest.mark.slow(
@@ -425,3 +425,18 @@ def test_learning_rate_warms_up_then_decays_by_cosine_and_restarts_with_each_tas
     assert float(task.learning_rate_at(100)) == float(task.learning_rate_at(per_task + 100)) < CFG.learning_rate
     pre = continual_agent(CFG, agent, PRETRAIN, data, span="pretrain")
     assert float(pre.learning_rate_at(CFG.pretrain_steps)) == pytest.approx(CFG.min_learning_rate)
+
+
+def test_continual_claims_are_judged_from_paired_seed_intervals():
+    from jaxrl.protocols import continual_report as report
+
+    def method(finals):  # 2 seeds, 4 evaluations, 2 pretraining + 3 sequence tasks
+        return {"success": np.stack([np.tile([[0.5, 0.5, f, f, f]], (4, 1)) for f in finals]), "trainable_parameters": 1}
+
+    def oracle_verdict(oracle_finals):
+        verdicts = report.claims({"l2m": method([0.5, 0.5]), "l2m-oracle": method(oracle_finals)}, 2)
+        return next(v.holds for v in verdicts if v.claim.startswith("(5)"))
+
+    assert oracle_verdict([0.6, 0.7]) is True
+    assert oracle_verdict([0.2, 0.3]) is False
+    assert oracle_verdict([0.6, 0.4]) is None  # ahead on one seed, behind on the other: inconclusive

@@ -44,7 +44,10 @@ class Estimate:
     high: float
 
     def __str__(self) -> str:
-        return f"{self.value:.1f} [{self.low:.1f}, {self.high:.1f}]"
+        return self.format(1)
+
+    def format(self, digits: int) -> str:
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
     def excludes(self, x: float = 0.0) -> bool:
         return not self.low <= x <= self.high
@@ -83,11 +86,15 @@ def probability_of_improvement(a, b) -> float:
     return float(np.mean(greater + 0.5 * ties))
 
 
-def verdict_from(difference: Estimate) -> bool | None:
-    """A claim "a is better than b" from the interval of a - b: True when it lies above 0, False when
-    below, None (inconclusive) when it contains 0."""
-    if difference.low > 0:
-        return True
-    if difference.high < 0:
-        return False
-    return None
+def verdict_from(estimate: Estimate, threshold: float = 0.0, below: bool = False) -> bool | None:
+    """A claim "the quantity is above `threshold`" (`below`: under it; e.g. a - b above 0: a is better)
+    from its interval: True when the interval lies on the claim's side of the threshold, False when on
+    the other, None (inconclusive) when it contains it."""
+    above = True if estimate.low > threshold else False if estimate.high < threshold else None
+    return above if not below or above is None else not above
+
+
+def all_hold(verdicts) -> bool | None:
+    """A claim made of parts: True when every part holds, False when one fails, else None (inconclusive)."""
+    verdicts = list(verdicts)
+    return False if False in verdicts else True if all(v is True for v in verdicts) else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxrl.protocols.aggregates import all_hold, bootstrap, paired_difference, verdict_from
 from jaxrl.protocols.claims import Verdict, markdown, mean_std
 
 NAMES = {
@@ -55,7 +56,7 @@ def results_table(results: dict, pretrain_tasks: int) -> str:
     ]
     for name, result in results.items():
         m = metrics(result, pretrain_tasks)
-        cell = lambda k, m=m: mean_std(m[k]) if k in m else "-"  # noqa: E731
+        cell = lambda k, m=m: bootstrap(m[k]).format(2) if k in m else "-"  # noqa: E731
         rows.append(
             f"| {NAMES.get(name, name)} | {cell('final')} | {cell('forgetting')} | {cell('earlier_kept')} "
             f"| {cell('pretrain_before')} | {cell('pretrain_after')} | {cell('retention')} "
@@ -89,50 +90,54 @@ def confusion_table(result: dict, pretrain_tasks: int, sequence: list[str]) -> s
 
 
 def claims(results: dict, pretrain_tasks: int) -> list[Verdict]:
-    """Each claim whose methods were run, with its verdict (undecided: a method it needs was not run)."""
+    """Each claim whose methods were run, with its verdict from 95% bootstrap intervals over seeds (paired
+    across methods: a seed meets the same evaluation episodes in every method), inconclusive when an
+    interval holds the threshold or a method it needs was not run."""
     m = {name: metrics(r, pretrain_tasks) for name, r in results.items()}
-    mean = lambda name, key: float(np.mean(m[name][key]))  # noqa: E731
+    ci = lambda name, key: bootstrap(m[name][key])  # noqa: E731
     have = lambda *names: all(n in m for n in names)  # noqa: E731
     out = []
     if have("full-ft") and "forgetting" in m["full-ft"]:
-        lost = 1.0 - mean("full-ft", "retention")
-        pre_drop = mean("full-ft", "pretrain_before") - mean("full-ft", "pretrain_after")
-        forgets = mean("full-ft", "forgetting")
+        pre_drop = bootstrap(m["full-ft"]["pretrain_before"] - m["full-ft"]["pretrain_after"])
+        forgets = ci("full-ft", "forgetting")
         out.append(Verdict(
             "(1) full fine-tuning forgets the pretraining and earlier tasks",
-            pre_drop >= FORGOTTEN and forgets >= FORGOTTEN,
-            f"pretraining success {mean('full-ft', 'pretrain_before'):.2f} -> {mean('full-ft', 'pretrain_after'):.2f} "
-            f"(retention {1 - lost:.2f}); forgetting of earlier sequence tasks {forgets:.2f} "
-            f"(threshold: both drops >= {FORGOTTEN})",
+            all_hold([verdict_from(pre_drop, FORGOTTEN), verdict_from(forgets, FORGOTTEN)]),
+            f"pretraining success drop {pre_drop.format(2)} (retention {ci('full-ft', 'retention').format(2)}); "
+            f"forgetting of earlier sequence tasks {forgets.format(2)} (both must exceed {FORGOTTEN})",
         ))  # fmt: skip
     if have("l2m") and "forgetting" in m["l2m"]:
-        retention, kept = mean("l2m", "retention"), mean("l2m", "earlier_kept")
+        retention, kept = ci("l2m", "retention"), ci("l2m", "earlier_kept")
         out.append(Verdict(
             f"(2) L2M keeps >= {KEPT:.0%} of its pretraining performance and of earlier tasks' scores",
-            retention >= KEPT and kept >= KEPT,
-            f"retention {retention:.2f}, earlier tasks kept {kept:.2f} (final / best after learning them)",
+            all_hold([verdict_from(retention, KEPT), verdict_from(kept, KEPT)]),
+            f"retention {retention.format(2)}, earlier tasks kept {kept.format(2)} (final / best after learning them)",
         ))  # fmt: skip
     rivals = [n for n in ("l2p", "lora", "ewc") if n in m]
     if have("l2m") and rivals:
-        l2m = mean("l2m", "final")
+        differences = {n: paired_difference(m["l2m"]["final"], m[n]["final"]) for n in rivals}
+        verdict = all_hold(verdict_from(d) for d in differences.values())
         out.append(Verdict(
             "(3) L2M's final average beats L2P, single LoRA and EWC",
-            all(l2m > mean(n, "final") for n in rivals) if len(rivals) == 3 else None,
-            f"L2M {l2m:.2f} vs " + ", ".join(f"{NAMES[n]} {mean(n, 'final'):.2f}" for n in rivals),
+            verdict if len(rivals) == 3 or verdict is False else None,
+            f"L2M {ci('l2m', 'final').format(2)}; L2M minus " + ", ".join(
+                f"{NAMES[n]} {d.format(2)}" for n, d in differences.items()),
         ))  # fmt: skip
     if have("l2m") and "own_entry" in m["l2m"]:
-        own, distinct = mean("l2m", "own_entry"), mean("l2m", "distinct_entries")
+        own, distinct = ci("l2m", "own_entry"), mean_std(m["l2m"]["distinct_entries"])
+        every_task_its_own = bool(np.all(m["l2m"]["distinct_entries"] == 1.0))
         out.append(Verdict(
             "(4) retrieval picks a task's own entry for most of its states",
-            own > 0.5 and distinct == 1.0,
-            f"{own:.2f} of each task's windows select the entry it claimed when it was learnt; "
-            f"{distinct:.2f} of tasks claimed an entry no other task claimed",
+            all_hold([verdict_from(own, 0.5), every_task_its_own]),
+            f"{own.format(2)} of each task's windows select the entry it claimed when it was learnt; "
+            f"{distinct} of tasks claimed an entry no other task claimed",
         ))  # fmt: skip
     if have("l2m", "l2m-oracle"):
+        difference = paired_difference(m["l2m-oracle"]["final"], m["l2m"]["final"])
         out.append(Verdict(
             "(5) L2M-oracle >= L2M",
-            mean("l2m-oracle", "final") >= mean("l2m", "final"),
-            f"oracle {mean('l2m-oracle', 'final'):.2f}, L2M {mean('l2m', 'final'):.2f} (final average success)",
+            False if difference.high < 0 else True if difference.low >= 0 else None,
+            f"oracle minus L2M final average success {difference.format(2)}",
         ))  # fmt: skip
     return out
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrl.protocols.aggregates import Estimate, bootstrap, verdict_from
+from jaxrl.protocols.aggregates import all_hold, bootstrap, paired_difference, verdict_from
 from jaxrl.protocols.claims import Verdict, markdown, mean_std
 from jaxrl.protocols.hamster import HELD_OUT, METHODS, attribution, counterfactual_attribution
 
@@ -72,50 +72,57 @@ def attribution_table(methods: dict, splits) -> str:
 
 
 def claims(methods: dict, splits) -> list[Verdict]:
-    """The verdict of each claim whose methods and splits were run."""
+    """The verdict of each claim whose methods and splits were run, from 95% bootstrap intervals over the
+    seeds (paired across methods: a seed meets the same episodes in every method)."""
     ho = held_out(splits)
     if not ho:
         return []
-    success = {m: per_seed(r["success"], ho).mean() for m, r in methods.items()}
+    success = {m: per_seed(r["success"], ho) for m, r in methods.items()}  # [seeds], paired across methods
+    better = lambda a, b: paired_difference(success[a], success[b])  # noqa: E731
     out = []
     if {"hamster", "flat", "monolithic"} <= set(methods):
-        h, f, m = success["hamster"], success["flat"], success["monolithic"]
+        d_flat, d_mono = better("hamster", "flat"), better("hamster", "monolithic")
         wins = sum(
             per_seed(methods["hamster"]["success"], [i]).mean()
             > max(per_seed(methods["flat"]["success"], [i]).mean(), per_seed(methods["monolithic"]["success"], [i]).mean())
             for i in ho
         )  # fmt: skip
-        out.append(Verdict("1. Hierarchical beats flat and monolithic on the held-out splits", h > f and h > m,
-                    f"held-out success {h:.2f} vs flat {f:.2f}, monolithic {m:.2f}; best of the three on {wins}/{len(ho)} splits"))  # fmt: skip
+        out.append(Verdict("1. Hierarchical beats flat and monolithic on the held-out splits",
+                    all_hold([verdict_from(d_flat), verdict_from(d_mono)]),
+                    f"held-out success {success['hamster'].mean():.2f}; minus flat {d_flat.format(2)}, minus monolithic "
+                    f"{d_mono.format(2)}; best of the three on {wins}/{len(ho)} splits"))  # fmt: skip
     if {"hamster", "hamster-no-off", "flat", "monolithic"} <= set(methods):
-        full = per_seed(methods["hamster"]["frechet"], ho).mean()
-        without = per_seed(methods["hamster-no-off"]["frechet"], ho).mean()
-        gain = success["monolithic"] - success["flat"]
+        path_gain = paired_difference(
+            per_seed(methods["hamster-no-off"]["frechet"], ho), per_seed(methods["hamster"]["frechet"], ho)
+        )
+        gain = better("monolithic", "flat")
         out.append(Verdict("2. Off-domain data improves the high level's paths but not the monolithic policy",
-                    full < without and gain < MARGIN,
-                    f"held-out Frechet {full:.3f} with vs {without:.3f} without off-domain data; monolithic minus flat "
-                    f"success {gain:+.2f} (must stay under +{MARGIN}); hierarchical success with vs without "
-                    f"{success['hamster']:.2f} vs {success['hamster-no-off']:.2f}"))  # fmt: skip
+                    all_hold([verdict_from(path_gain), verdict_from(gain, MARGIN, below=True)]),
+                    f"held-out Frechet without minus with off-domain data {path_gain.format(3)} (above 0 for the claim); "
+                    f"monolithic minus flat success {gain.format(2)} (must stay under +{MARGIN}); hierarchical success "
+                    f"with vs without {success['hamster'].mean():.2f} vs {success['hamster-no-off'].mean():.2f}"))  # fmt: skip
     if {"hamster-50", "flat"} <= set(methods):
-        out.append(Verdict("3. Hierarchical with 50% of the demos beats flat with 100%", success["hamster-50"] > success["flat"],
-                    f"held-out success {success['hamster-50']:.2f} vs {success['flat']:.2f}"))  # fmt: skip
+        d = better("hamster-50", "flat")
+        out.append(Verdict("3. Hierarchical with 50% of the demos beats flat with 100%", verdict_from(d),
+                    f"held-out success {success['hamster-50'].mean():.2f} vs {success['flat'].mean():.2f}, "
+                    f"difference {d.format(2)}"))  # fmt: skip
     if {"hamster", "hamster-overlay"} <= set(methods) and {"layouts", "camera"} <= set(splits):
         i, j = splits.index("layouts"), splits.index("camera")
-        drop = {m: per_seed(methods[m]["success"], [i]).mean() - per_seed(methods[m]["success"], [j]).mean()
+        drop = {m: per_seed(methods[m]["success"], [i]) - per_seed(methods[m]["success"], [j])
                 for m in ("hamster", "hamster-overlay")}  # fmt: skip
         cam = {m: per_seed(methods[m]["success"], [j]).mean() for m in drop}
+        d = paired_difference(drop["hamster-overlay"], drop["hamster"])
         out.append(Verdict("4. The separate-channel encoding is more robust to the camera warp than the overlay",
-                    drop["hamster"] < drop["hamster-overlay"],
-                    f"success drop from held-out layouts to + camera warp: channels {drop['hamster']:+.2f} "
-                    f"(to {cam['hamster']:.2f}), overlay {drop['hamster-overlay']:+.2f} (to {cam['hamster-overlay']:.2f})"))  # fmt: skip
+                    verdict_from(d),
+                    f"success drop from held-out layouts to + camera warp: channels {drop['hamster'].mean():+.2f} "
+                    f"(to {cam['hamster']:.2f}), overlay {drop['hamster-overlay'].mean():+.2f} (to "
+                    f"{cam['hamster-overlay']:.2f}); overlay's minus channels' {d.format(2)}"))  # fmt: skip
     if {"hamster", "oracle-path"} <= set(methods):
         # counterfactually: a failure is the plan's when the expert's path wins from the same start state
         c = counterfactual_attribution(methods["hamster"]["success"][:, ho], methods["oracle-path"]["success"][:, ho])
         share = c["the path per seed"][~np.isnan(c["the path per seed"])]
         estimate = bootstrap(share) if share.size else None
-        holds = (
-            None if estimate is None else verdict_from(Estimate(0.5 - estimate.value, 0.5 - estimate.high, 0.5 - estimate.low))
-        )
+        holds = None if estimate is None else verdict_from(estimate, 0.5, below=True)
         out.append(Verdict("5. Most failures come from following or executing the path, not from the plan", holds,
                     f"of {c['failures']} held-out failures, the low level with the expert's path wins from the same "
                     f"start state in {estimate} per seed (the plan's fault; under 0.5 for the claim), fails too in "

@@ -28,7 +28,7 @@ from jaxrl.agents import ConfigError, make_agent
 from jaxrl.engine.evaluation import normalized_score
 from jaxrl.engine.reporting import BASELINES, SWITCH_COLUMNS, baselines_line, switch_scores
 from jaxrl.engine.trainer import TrainingDiverged
-from jaxrl.protocols.aggregates import Estimate, bootstrap, iqm, mean, paired_difference, verdict_from
+from jaxrl.protocols.aggregates import all_hold, bootstrap, iqm, mean, paired_difference, verdict_from
 from jaxrl.protocols.claims import Verdict, markdown, undecided
 
 
@@ -202,11 +202,6 @@ def _missing(matrices: dict) -> list[str]:
     return [a for a, v in matrices.items() if v is None]
 
 
-def _all(verdicts: list[bool | None]) -> bool | None:
-    """Every part holds: True; some part fails: False; else inconclusive (None)."""
-    return False if False in verdicts else True if all(v is True for v in verdicts) else None
-
-
 def _verdict(spec: TableSpec, cells: dict, claim: dict) -> Verdict:
     """One claim's verdict, from 95% stratified bootstrap intervals over the paired seeds (and the rows),
     never from means alone: it holds when the interval of the difference the claim is about lies on its
@@ -228,7 +223,7 @@ def _verdict(spec: TableSpec, cells: dict, claim: dict) -> Verdict:
             return undecided(text, _missing(matrices))
         floor = max(floors.values())
         estimates = {a: bootstrap(m) for a, m in matrices.items()}
-        return Verdict(text, _all([verdict_from(Estimate(e.value - floor, e.low - floor, e.high - floor)) for e in estimates.values()]),
+        return Verdict(text, all_hold([verdict_from(e, floor) for e in estimates.values()]),
                        ", ".join(f"{a} {e}" for a, e in estimates.items()) + "; baselines "
                        + ", ".join(f"{k} {v:.1f}" for k, v in floors.items()))  # fmt: skip
     if "beats" in claim:
@@ -237,7 +232,7 @@ def _verdict(spec: TableSpec, cells: dict, claim: dict) -> Verdict:
         if _missing(matrices):
             return undecided(text, _missing(matrices))
         differences = {a: paired_difference(matrices[algo], matrices[a]) for a in others}
-        return Verdict(text, _all([verdict_from(d) for d in differences.values()]),
+        return Verdict(text, all_hold([verdict_from(d) for d in differences.values()]),
                        f"{algo} averages {matrices[algo].mean():.1f}; " + ", ".join(
                            f"{a} {matrices[a].mean():.1f} (difference {d})" for a, d in differences.items()))  # fmt: skip
     if "margin_grows" in claim:
@@ -247,7 +242,7 @@ def _verdict(spec: TableSpec, cells: dict, claim: dict) -> Verdict:
             return undecided(text, _missing(matrices))
         margins = matrices[algo] - matrices[other]  # [seeds, rows]
         growth = [paired_difference(margins[:, r + 1], margins[:, r]) for r in range(len(rows) - 1)]
-        return Verdict(text, _all([verdict_from(g) for g in growth]),
+        return Verdict(text, all_hold([verdict_from(g) for g in growth]),
                        f"{algo} - {other}: " + ", ".join(f"{r} {m:+.1f}" for r, m in zip(rows, margins.mean(0), strict=True))
                        + "; growth " + ", ".join(str(g) for g in growth))  # fmt: skip
     if "no_dip" in claim:
@@ -260,7 +255,7 @@ def _verdict(spec: TableSpec, cells: dict, claim: dict) -> Verdict:
         estimates = [bootstrap(dips[:, r]) for r in range(len(rows))]
         parts = [False if e.high < -s else True if e.low >= -s else None for e, s in zip(estimates, offline_std, strict=True)]
         drops = [f"{r} {e} (offline std {s:.1f})" for r, e, s in zip(rows, estimates, offline_std, strict=True)]
-        return Verdict(text, _all(parts), f"{algo}'s dip relative to its offline score: " + ", ".join(drops))
+        return Verdict(text, all_hold(parts), f"{algo}'s dip relative to its offline score: " + ", ".join(drops))
     if "smaller_dip" in claim:
         first, second = claim["smaller_dip"], claim["than"]
         dips = {a: _dips(spec, cells, a) for a in (first, second)}
