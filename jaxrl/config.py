@@ -70,6 +70,9 @@ class TrainConfig:
     eval_every: int = 2
     """chunks between evaluations"""
     eval_episodes: int = 10
+    final_eval_episodes: int | None = None
+    """episodes of the run's last evaluation, the score tables report (default: eval_episodes); its first
+    eval_episodes episodes are those every other evaluation of the seed plays"""
     checkpoint_every: int = 5
     """chunks between checkpoints (the final state is always saved)"""
     normalize_obs: bool | None = None
@@ -193,6 +196,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.final_eval_episodes is not None and (
+            not isinstance(self.final_eval_episodes, int) or self.final_eval_episodes <= 0
+        ):
+            raise ConfigError(f"final_eval_episodes must be a positive integer, got {self.final_eval_episodes!r}")
         if self.first_seed < 0 or self.learning_starts < 0:
             raise ConfigError("first_seed and learning_starts must be >= 0")
         if self.steps % self.chunk_steps:

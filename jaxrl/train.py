@@ -228,6 +228,7 @@ def build(cfg: TrainConfig, init_from=None) -> Built:
         normalizer=normalizer,
         eval_env=env,
         eval_episodes=cfg.eval_episodes,
+        final_eval_episodes=cfg.final_eval_episodes,
         dataset=dataset,
         env=env,
         collect_params=collect_params,

@@ -455,3 +455,13 @@ def test_each_seed_has_its_own_evaluation_start_states_and_every_method_shares_t
     bc = returns_acting_with_zero(BC(hidden_dims=(8, 8), deterministic_actor=True), "bc")
     assert bc.shape == (2, 3) and not np.allclose(bc[0], bc[1])
     np.testing.assert_array_equal(bc, returns_acting_with_zero(TD3BC(hidden_dims=(16, 16)), "td3bc"))
+
+    # the final evaluation plays more episodes, the others' first among them
+    cfg = TrainConfig(agent=IQL(hidden_dims=(8, 8)), dataset=str(random_pendulum_file), seeds=2, steps=100, chunk_steps=100,
+                      eval_episodes=3, final_eval_episodes=7, run_dir=str(tmp_path / "final"), progress=False)  # fmt: skip
+    built = build(cfg)
+    states = built.program.init(member_keys(built.members))
+    keys = evaluation_keys(built.members)
+    final, regular = (np.asarray(f(states, keys)) for f in (built.program.final_evaluate, built.program.evaluate))
+    assert final.shape == (2, 7)
+    np.testing.assert_array_equal(final[:, :3], regular)

@@ -58,8 +58,9 @@ class Evaluation:
         self.program, self.ref_scores = program, ref_scores
         self.keys = evaluation_keys(members)
 
-    def columns(self, states, step: int) -> dict[str, np.ndarray]:
-        returns = np.asarray(self.program.evaluate(states, self.keys)).mean(axis=1)
+    def columns(self, states, step: int, last: bool = False) -> dict[str, np.ndarray]:
+        evaluate = self.program.final_evaluate if last and self.program.final_evaluate else self.program.evaluate
+        returns = np.asarray(evaluate(states, self.keys)).mean(axis=1)
         out = {"eval_return": returns}
         if self.ref_scores is not None:
             out["normalized_score"] = normalized_score(returns, *self.ref_scores)
@@ -67,7 +68,7 @@ class Evaluation:
 
     def after_chunk(self, end: ChunkEnd) -> None:
         if end.evaluate:
-            end.columns.update(self.columns(end.states, end.step))
+            end.columns.update(self.columns(end.states, end.step, end.last))
 
     def close(self) -> None:
         pass

@@ -59,6 +59,7 @@ class Program:
     evaluate: Callable  # (states of any phase, keys [M] or one key for all) -> returns [M, episodes]
     mesh: Any = None  # devices the member axis is split over (None: one device)
     data: dict = field(default_factory=dict)  # what the chunks read: dataset, env params
+    final_evaluate: Callable | None = None  # the run's last evaluation, over more episodes (None: `evaluate`)
 
     def init(self, keys):
         return self.phases[0].start(None, keys)
@@ -151,12 +152,14 @@ def build_program(
     collect_params=None,
     eval_params=None,
     warm_start: WarmStart | None = None,
+    final_eval_episodes: int | None = None,
 ) -> Program:
     """Compile `phases` in order into one program over the stacked `agents`.
 
     `dataset` (already normalised with `normalizer`) feeds offline phases (through the agent's training
     view of it) and online phases that keep or mix it; `env` is where online phases collect, with
-    `collect_params` (None: the env's defaults); evaluation runs in `eval_env` with `eval_params`.
+    `collect_params` (None: the env's defaults); evaluation runs in `eval_env` with `eval_params`, over
+    `eval_episodes` episodes, and the run's last over `final_eval_episodes` (None: the same).
     """
     mesh = member_mesh(_num_members(agents))
     data = {"view": None, "dataset": None, "collect_params": collect_params, "eval_params": eval_params}
@@ -179,19 +182,25 @@ def build_program(
         first_step += spec.steps
         updates += spec.updates(agents)
 
-    evaluate = evaluator(eval_env, eval_episodes)
     members = _num_members(agents)
 
-    def evaluate_members(states, keys):
-        keys = jnp.broadcast_to(keys, (members, *keys.shape[-1:])) if keys.ndim == 1 else keys
-        return evaluate(agents, states, keys, data["eval_params"])
+    def members_evaluator(episodes: int):
+        evaluate = evaluator(eval_env, episodes)
 
+        def evaluate_members(states, keys):
+            keys = jnp.broadcast_to(keys, (members, *keys.shape[-1:])) if keys.ndim == 1 else keys
+            return evaluate(agents, states, keys, data["eval_params"])
+
+        return evaluate_members
+
+    final = final_eval_episodes if final_eval_episodes not in (None, eval_episodes) else None
     return Program(
         agents=agents,
         phases=compiled,
-        evaluate=evaluate_members,
+        evaluate=members_evaluator(eval_episodes),
         mesh=mesh,
         data=data,
+        final_evaluate=members_evaluator(final) if final else None,
     )
 
 
