@@ -1,4 +1,4 @@
-"""The aggregates every table reports (`jaxrl.protocols.aggregates`), against hand-computed values.
+"""The aggregates every table reports (`jaxrl.engine.aggregates`), against hand-computed values.
 (rliable 1.2.0, the reference implementation, installs here but does not import: its `arch` dependency
 fails against the current pandas; these are its definitions.)"""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jaxrl.protocols import aggregates as agg
+from jaxrl.engine import aggregates as agg
 
 
 def test_iqm_drops_a_quarter_at_each_end_of_every_score_pooled():

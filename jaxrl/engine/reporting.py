@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxrl.engine.aggregates import bootstrap
 from jaxrl.engine.evaluation import normalized_score
 
 
@@ -167,7 +168,8 @@ def baselines_line(metadata: dict, ref_scores: tuple[float, float] | None) -> st
 
 
 def results_table(final_rows: list[dict], sweep_keys: list[str], metric: str) -> str:
-    """Markdown: one line per member, then mean +- std over seeds for every sweep setting."""
+    """Markdown: one line per member, then for every sweep setting the mean over seeds with its 95%
+    bootstrap interval, and the std."""
     lines = ["| member | seed | " + " | ".join(sweep_keys) + f"{' | ' if sweep_keys else ''}eval_return | {metric} |"]
     lines.append("|" + "---|" * (4 + len(sweep_keys)))
     groups: dict[str, list[float]] = defaultdict(list)
@@ -179,11 +181,11 @@ def results_table(final_rows: list[dict], sweep_keys: list[str], metric: str) ->
         )
         groups[_group_key(row, sweep_keys)].append(value)
     lines.append("")
-    lines.append(f"| setting | seeds | {metric} (mean +- std) |")
-    lines.append("|---|---|---|")
+    lines.append(f"| setting | seeds | {metric}: mean [95% bootstrap interval] | std |")
+    lines.append("|---|---|---|---|")
     for label, values in groups.items():
         v = np.asarray(values)
-        lines.append(f"| {label} | {len(v)} | {v.mean():.1f} +- {v.std():.1f} |")
+        lines.append(f"| {label} | {len(v)} | {bootstrap(v)} | {v.std():.1f} |")
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@
 Every protocol's report (the offline/offline-to-online tables, L2M, HAMSTER) returns `Verdict`s and
 writes them with `markdown`, so a reader sees one wording: the claim, **holds** / **fails** /
 **inconclusive** (the interval contains no decision, or something it needs was not run or diverged),
-and the numbers it was decided on. The tables decide from intervals (`jaxrl.protocols.aggregates`).
+and the numbers it was decided on. The tables decide from intervals (`jaxrl.engine.aggregates`).
 """
 
 from __future__ import annotations

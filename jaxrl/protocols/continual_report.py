@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxrl.protocols.aggregates import all_hold, bootstrap, paired_difference, verdict_from
+from jaxrl.engine.aggregates import all_hold, bootstrap, paired_difference, verdict_from
 from jaxrl.protocols.claims import Verdict, markdown, mean_std
 
 NAMES = {

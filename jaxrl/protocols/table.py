@@ -25,10 +25,10 @@ import numpy as np
 import yaml
 
 from jaxrl.agents import ConfigError, make_agent
+from jaxrl.engine.aggregates import all_hold, bootstrap, iqm, mean, paired_difference, verdict_from
 from jaxrl.engine.evaluation import normalized_score
 from jaxrl.engine.reporting import BASELINES, SWITCH_COLUMNS, baselines_line, switch_scores
 from jaxrl.engine.trainer import TrainingDiverged
-from jaxrl.protocols.aggregates import all_hold, bootstrap, iqm, mean, paired_difference, verdict_from
 from jaxrl.protocols.claims import Verdict, markdown, undecided
 
 
