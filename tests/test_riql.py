@@ -81,13 +81,14 @@ def _final_and_start(cfg):
     companion="tests/test_riql.py::test_riql_update_uses_the_quantile_of_its_ensemble",
 )
 def test_riql_learns_on_corrupted_pendulum_where_iql_fails(tmp_path):
-    """Rewards randomly corrupted (c = 0.3, eps = 1): RIQL gains 30 normalised points and beats IQL by 20.
+    """Rewards randomly corrupted (c = 0.3, eps = 1): RIQL gains 30 normalised points and beats IQL by 15.
 
-    (Measured at 2 seeds: RIQL 36.9 / 45.4, IQL -11.4 / 0.8, from about -14 untrained.)"""
+    (Measured 2026-12-07, seed 0 on its own evaluation episodes, the final over 100: RIQL 38.0, IQL 15.0,
+    untrained -14.6; the final's start-state noise is ~6 points a score.)"""
     common = dict(dataset="medium-replay", seeds=1, steps=4_000, chunk_steps=1_000, eval_every=4, eval_episodes=10,
-                  corruption=Corruption(elements=("rewards",)), progress=False)  # fmt: skip
+                  final_eval_episodes=100, corruption=Corruption(elements=("rewards",)), progress=False)  # fmt: skip
     riql, start = _final_and_start(TrainConfig(agent=RIQL(hidden_dims=(64, 64)), run_dir=str(tmp_path / "r"), **common))
     iql, _ = _final_and_start(TrainConfig(agent=IQL(hidden_dims=(64, 64)), run_dir=str(tmp_path / "i"), **common))
     print(f"corrupted rewards: untrained {start:.1f}, RIQL {riql:.1f}, IQL {iql:.1f}")
     assert riql > start + 30, (start, riql)
-    assert riql > iql + 20, (riql, iql)
+    assert riql > iql + 15, (riql, iql)
