@@ -264,15 +264,19 @@ class TrainConfig:
         return self
 
 
-def load_experiment(path: str | Path):
+def read_yaml(path: str | Path, what: str):
+    """The YAML document at `path` ({} when empty); ConfigError naming the file and `what` it should be."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: experiment file not found")
+        raise ConfigError(f"{path}: {what} file not found")
     try:
-        spec = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    return config_from_mapping(spec, path)
+
+
+def load_experiment(path: str | Path):
+    return config_from_mapping(read_yaml(path, "experiment"), Path(path))
 
 
 def config_from_mapping(spec, source: str | Path):
@@ -314,6 +318,18 @@ def parse_assignments(specs: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
+@dataclass
+class ProtocolCommand:
+    """A reproduce script's own options; its command subclasses this with a `protocol` field, the config."""
+
+    full: bool = False
+    """GPU scale: the protocol's `FULL` preset (settings after it override it)"""
+    config: Path | None = None
+    """a YAML file of protocol settings (later flags override it)"""
+    out: Path | None = None
+    """output directory (default experiments/results/<protocol>, or <protocol>-full with --full)"""
+
+
 def protocol_command(command_cls, argv: list[str] | None, *, name: str, description: str, full: dict):
     """The reproduce scripts' front end, the same as `jaxrl.train`'s: tyro over `command_cls`, a dataclass
     whose `protocol` field is the protocol's config (its settings are flags without a prefix, e.g.
@@ -348,12 +364,7 @@ def protocol_command(command_cls, argv: list[str] | None, *, name: str, descript
 
 def _protocol_settings(path: Path, protocol_cls) -> dict:
     """A protocol config's settings from a YAML mapping (lists become the tuples the fields hold)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: protocol config file not found")
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    spec = read_yaml(path, "protocol config")
     fields = {f.name for f in dataclasses.fields(protocol_cls)}
     if not isinstance(spec, dict) or set(spec) - fields:
         unknown = sorted(set(spec) - fields) if isinstance(spec, dict) else spec

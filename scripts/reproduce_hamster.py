@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxrl.config import protocol_command
+from jaxrl.config import ProtocolCommand, protocol_command
 from jaxrl.protocols import hamster
 from jaxrl.protocols import hamster_report as report
 
@@ -32,14 +32,8 @@ FULL = dict(image_size=64, demo_episodes=300, offdomain_paths=300_000, pointing=
 
 
 @dataclasses.dataclass
-class Command:
+class Command(ProtocolCommand):
     protocol: hamster.HamsterConfig = hamster.HamsterConfig()
-    full: bool = False
-    """GPU scale: 64 px, more data, longer training (settings after it override it)"""
-    config: Path | None = None
-    """a YAML file of protocol settings (later flags override it)"""
-    out: Path | None = None
-    """output directory (default experiments/results/hamster, or hamster-full with --full)"""
 
 
 def main(argv=None) -> None:

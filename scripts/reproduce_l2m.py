@@ -25,7 +25,7 @@ import numpy as np
 
 import envs
 from envs.pathworld import suites
-from jaxrl.config import protocol_command
+from jaxrl.config import ProtocolCommand, protocol_command
 from jaxrl.protocols import continual
 from jaxrl.protocols import continual_report as report
 from jaxrl.protocols.claims import mean_std
@@ -40,16 +40,10 @@ FULL = dict(
 
 
 @dataclasses.dataclass
-class Command:
+class Command(ProtocolCommand):
     protocol: continual.ContinualConfig = continual.ContinualConfig()
-    full: bool = False
-    """GPU scale: the 10-task sequence, the reference's model size (settings after it override it)"""
-    config: Path | None = None
-    """a YAML file of protocol settings (later flags override it)"""
     pretrained: Path | None = None
     """a pretrained checkpoint directory to start from (skips pretraining)"""
-    out: Path | None = None
-    """output directory (default experiments/results/l2m, or l2m-full with --full)"""
 
 
 def main(argv=None) -> None:

@@ -19,6 +19,7 @@ from jaxrl.engine.phases import OnlineState, collect
 from jaxrl.engine.sources import DatasetSource, Mix
 from jaxrl.engine.sweep import member_keys
 from jaxrl.train import LoadedRun, TrainConfig, build, load_run, train
+from tests.killing import run_killed
 from tests.rounding import assert_trees_equal
 
 TINY = (32, 32)
@@ -173,31 +174,14 @@ def test_run_stopped_at_the_switch_or_after_it_resumes_to_the_same_state(tmp_pat
     companion="tests/test_regimes.py::test_run_stopped_at_the_switch_or_after_it_resumes_to_the_same_state",
 )
 def test_run_killed_at_the_switch_resumes_to_the_same_state(tmp_path, random_pendulum_file, switched):
-    import subprocess
-    import sys
-    import textwrap
-
     # SIGKILL right after the offline phase's last checkpoint (between the phases).
     args = ["--regime", "offline-to-online", "--dataset", str(random_pendulum_file), "--seeds", "2", "--steps", "200",
             "--online-steps", "200", "--chunk-steps", "100", "--batch-size", "64", "--num-envs", "2",
             "--learning-starts", "50", "--buffer-size", "500", "--eval-every", "1", "--eval-episodes", "2",
             "--checkpoint-every", "1", "--run-dir", str(tmp_path / "killed"), "--no-progress",
             "iql", "--hidden-dims", "32", "32"]  # fmt: skip
-    script = textwrap.dedent(f"""
-        import os, signal
-        import jaxrl.engine.checkpoint as checkpoint
-        save = checkpoint.Checkpointer.save
-        def save_then_die(self, step, state):
-            save(self, step, state)
-            if step == 200:
-                self.wait()  # the offline phase's last state is on disk; the online phase never starts
-                os.kill(os.getpid(), signal.SIGKILL)
-        checkpoint.Checkpointer.save = save_then_die
-        from jaxrl.train import main
-        main({args!r})
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    # the offline phase's last state is on disk; the online phase never starts
+    run_killed(f"from jaxrl.train import main\nmain({args!r})", step=200)
     assert Checkpointer(tmp_path / "killed" / "checkpoints").latest_step() == 200
     resumed = train(o2o(tmp_path, random_pendulum_file, "killed", resume=True))
     assert_trees_equal(switched.states, resumed.states)

@@ -12,6 +12,7 @@ import pytest
 from jaxrl.agents.supervised import Supervised
 from jaxrl.engine.phases import Offline
 from jaxrl.engine.stage import chunks_of, replicate_agent, run_stage
+from tests.killing import run_killed
 from tests.rounding import assert_trees_equal
 
 W = jnp.asarray([[1.0, -2.0], [0.5, 3.0], [-1.5, 0.0]])
@@ -63,28 +64,14 @@ class CrashAfter:
 @pytest.mark.numerics
 def test_a_killed_stage_resumes_to_the_same_result_and_a_finished_one_is_restored(tmp_path):
     """SIGKILL a stage's process while it writes its third checkpoint; the same call resumes it."""
-    import subprocess
-    import sys
-    import textwrap
 
     data, settings = regression_data(), {"stage": "fit"}
     whole = run_stage(agents(), PHASES, data, KEYS, tmp_path / "whole", settings)
-    script = textwrap.dedent(f"""
-        import os, signal
-        import jaxrl.engine.checkpoint as checkpoint
-        save, saves = checkpoint.Checkpointer.save, []
-        def save_then_die(self, step, state):
-            save(self, step, state)
-            saves.append(step)
-            if len(saves) == 3:  # no wait(): the process dies while Orbax may still be writing
-                os.kill(os.getpid(), signal.SIGKILL)
-        checkpoint.Checkpointer.save = save_then_die
+    run_killed(f"""
         from jaxrl.engine.stage import run_stage
         from tests.test_stage import KEYS, PHASES, agents, regression_data
         run_stage(agents(), PHASES, regression_data(), KEYS, {str(tmp_path / "killed")!r}, {settings!r})
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    """, saves=3)  # fmt: skip
     resumed = run_stage(agents(), PHASES, data, KEYS, tmp_path / "killed", settings)
     assert resumed.resumed
     assert_trees_equal(whole.states, resumed.states)

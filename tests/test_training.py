@@ -16,6 +16,7 @@ from jaxrl.engine.run_dir import RunDir
 from jaxrl.engine.sharding import IdleDevicesWarning, member_mesh
 from jaxrl.engine.trainer import TrainingDiverged
 from jaxrl.train import TrainConfig, _merge_repeated_lists, build, load_run, main, train
+from tests.killing import run_killed
 from tests.rounding import assert_equal_up_to_rounding, assert_trees_equal
 
 TINY = (32, 32)
@@ -390,28 +391,11 @@ def test_cli_help_lists_algorithms(capsys):
 @pytest.mark.numerics
 def test_killed_process_resumes_to_the_same_result(tmp_path, random_pendulum_file, uninterrupted):
     """SIGKILL the training process while it writes its third checkpoint, then resume it."""
-    import subprocess
-    import sys
-    import textwrap
 
     args = ["--dataset", str(random_pendulum_file), "--seeds", "2", "--steps", "400", "--chunk-steps", "100",
             "--batch-size", "64", "--eval-every", "2", "--eval-episodes", "2", "--checkpoint-every", "1",
             "--run-dir", str(tmp_path / "killed"), "--no-progress", "iql", "--hidden-dims", "32", "32"]  # fmt: skip
-    script = textwrap.dedent(f"""
-        import os, signal
-        import jaxrl.engine.checkpoint as checkpoint
-        save, saves = checkpoint.Checkpointer.save, []
-        def save_then_die(self, step, state):
-            save(self, step, state)
-            saves.append(step)
-            if len(saves) == 3:  # no wait(): the process dies while Orbax may still be writing
-                os.kill(os.getpid(), signal.SIGKILL)
-        checkpoint.Checkpointer.save = save_then_die
-        from jaxrl.train import main
-        main({args!r})
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    run_killed(f"from jaxrl.train import main\nmain({args!r})", saves=3)  # while it writes its third checkpoint
     assert Checkpointer(tmp_path / "killed" / "checkpoints").latest_step() in (200, 300)
     resumed = train(small_offline(tmp_path, random_pendulum_file, "killed", resume=True))
     assert_trees_equal(uninterrupted(False).states, resumed.states)
