@@ -167,7 +167,7 @@ ONLINE = dict(agent=SAC(hidden_dims=TINY), learning_starts=150, buffer_size=1_00
             True,
             marks=pytest.mark.slow(
                 reason="SAC's online phase killed and resumed (23 s)",
-                companion="tests/test_regimes.py::test_run_killed_at_the_switch_or_after_it_resumes_to_the_same_state",
+                companion="tests/test_regimes.py::test_run_stopped_at_the_switch_or_after_it_resumes_to_the_same_state",
             ),
         ),
     ],
