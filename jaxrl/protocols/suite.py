@@ -138,8 +138,9 @@ def _ppo_small(agent_steps: int, snapshot_every: int = 491_520) -> SuiteProfile:
 
 
 # Budgets for MuJoCo physics (mjx): hopper's generating PPO runs at ~4.3k env steps/s on the 2-core EPYC,
-# so 9.8M steps take ~40 min (README's table); walker2d's took 51 min for the same 9.8M (3.2k steps/s).
-# Ant's and halfcheetah's were sized to ~30 min on brax's spring physics and are not re-measured on mjx.
+# so 9.8M steps take ~40 min (README's table); walker2d's took 51 min for the same 9.8M (3.2k steps/s);
+# halfcheetah's 7.4M steps ~70 min alone (~1.8k steps/s; its expert still improving at the end). Ant's was
+# sized to ~30 min on brax's spring physics and is not re-measured on mjx.
 _SMALL = {
     "hopper": _ppo_small(9_830_400),
     "walker2d": _ppo_small(9_830_400),
