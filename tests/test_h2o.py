@@ -183,11 +183,11 @@ def test_darc_learns_from_simulated_rows_with_rewards_lowered_where_the_dynamics
     ],
 )
 @pytest.mark.parametrize("agent", [H2O, DARC])
-def test_sim_to_real_agents_refuse_what_they_cannot_learn_from(tmp_path, overrides, message, agent):
+def test_sim_to_real_agents_refuse_what_they_cannot_learn_from(tmp_path, random_pendulum_file, overrides, message, agent):
     from jaxrl.train import build
 
     with pytest.raises(ConfigError, match=message.replace("h2o", agent.name)):
-        build(TrainConfig(agent=agent(hidden_dims=TINY), run_dir=str(tmp_path), **overrides))
+        build(TrainConfig(agent=agent(hidden_dims=TINY), dataset=str(random_pendulum_file), run_dir=str(tmp_path), **overrides))
 
 
 def test_next_state_noise_is_the_std_over_real_rows_padded_with_zeros_as_the_reference_buffer():

@@ -205,7 +205,7 @@ def kill_after(chunk: int):
 @pytest.fixture(scope="module")
 def sequence_runs(tmp_path_factory):
     """Pretrain on task 0, then fine-tune L2M and full fine-tuning on task 1, then task 2 (300 updates each),
-    each a trainer run as the protocol runs them; L2M once more, killed inside task 2 and resumed."""
+    each a trainer run as the protocol runs them."""
     agent = tiny_agent()
     data = TaskData(agent.training_data(two_tasks()), jnp.zeros(3), None, ROWS, 1)
     root = tmp_path_factory.mktemp("l2m")
@@ -239,16 +239,7 @@ def sequence_runs(tmp_path_factory):
             task_1_after_1=task_error(predict, after[1], 1), task_1_after_2=task_error(predict, after[2], 1),
             task_2_after_2=task_error(predict, after[2], 2),
         )  # fmt: skip
-    with pytest.raises(Killed):  # after chunk 4 of 6: inside task 2, whose start has run (a fresh optimizer)
-        fine_tune(continual_agent(CFG, agent, METHODS["l2m"], data), "l2m-killed", hooks=(kill_after(4),))
-    runs["l2m-resumed"] = fine_tune(continual_agent(CFG, agent, METHODS["l2m"], data), "l2m-killed")[2]
     return runs
-
-
-def test_a_killed_sequence_resumes_inside_its_task_to_the_same_learner(sequence_runs):
-    resumed = sequence_runs["l2m-resumed"]
-    assert resumed.resumed
-    assert_trees_equal(sequence_runs["l2m"]["stage"].states, resumed.states)
 
 
 def test_l2m_keeps_task_1_while_learning_task_2_and_full_fine_tuning_forgets(sequence_runs):
@@ -378,7 +369,7 @@ def test_continual_metrics_by_hand():
 
 @pytest.mark.slow(
     reason="a whole L2M protocol run, tiny: PathWorld data, pretraining, two methods and their evaluations (~2 min)",
-    companion="tests/test_l2m.py::test_a_killed_sequence_resumes_inside_its_task_to_the_same_learner",
+    companion="tests/test_stage.py::test_a_killed_stage_resumes_to_the_same_result_and_a_finished_one_is_restored",
 )
 def test_a_tiny_protocol_run_scores_every_method_on_the_same_episodes_and_resumes(tmp_path):
     import envs

@@ -428,24 +428,18 @@ def test_each_seed_has_its_own_evaluation_start_states_and_every_method_shares_t
     from jaxrl.engine.hooks import evaluation_keys
     from jaxrl.engine.sweep import member_keys
 
-    def returns_acting_with_zero(agent, name):
+    def returns_acting_with_zero(agent, name, evaluate="evaluate"):
         cfg = TrainConfig(agent=agent, dataset=str(random_pendulum_file), seeds=2, steps=100, chunk_steps=100,
-                          eval_episodes=3, run_dir=str(tmp_path / name), progress=False)  # fmt: skip
+                          eval_episodes=3, final_eval_episodes=7, run_dir=str(tmp_path / name), progress=False)  # fmt: skip
         built = build(cfg)
         states = built.program.init(member_keys(built.members))
         states = states.replace(agent=jax.tree.map(jnp.zeros_like, states.agent))  # every actor outputs tanh(0) = 0
-        return np.asarray(built.program.evaluate(states, evaluation_keys(built.members)))
+        keys = evaluation_keys(built.members)
+        return np.asarray(built.program.evaluate(states, keys)), np.asarray(built.program.final_evaluate(states, keys))
 
-    bc = returns_acting_with_zero(BC(hidden_dims=(8, 8), deterministic_actor=True), "bc")
+    bc, bc_final = returns_acting_with_zero(BC(hidden_dims=(8, 8), deterministic_actor=True), "bc")
     assert bc.shape == (2, 3) and not np.allclose(bc[0], bc[1])
-    np.testing.assert_array_equal(bc, returns_acting_with_zero(TD3BC(hidden_dims=(16, 16)), "td3bc"))
-
+    np.testing.assert_array_equal(bc, returns_acting_with_zero(TD3BC(hidden_dims=(16, 16)), "td3bc")[0])
     # the final evaluation plays more episodes, the others' first among them
-    cfg = TrainConfig(agent=IQL(hidden_dims=(8, 8)), dataset=str(random_pendulum_file), seeds=2, steps=100, chunk_steps=100,
-                      eval_episodes=3, final_eval_episodes=7, run_dir=str(tmp_path / "final"), progress=False)  # fmt: skip
-    built = build(cfg)
-    states = built.program.init(member_keys(built.members))
-    keys = evaluation_keys(built.members)
-    final, regular = (np.asarray(f(states, keys)) for f in (built.program.final_evaluate, built.program.evaluate))
-    assert final.shape == (2, 7)
-    np.testing.assert_array_equal(final[:, :3], regular)
+    assert bc_final.shape == (2, 7)
+    np.testing.assert_array_equal(bc_final[:, :3], bc)
