@@ -16,6 +16,13 @@ def default_suite():
     return generate_suite("gymnax/Pendulum-v1", verbose=False)
 
 
+_DEFAULT = pytest.mark.slow(
+    reason="reads the default Pendulum suite, which the first such test generates (~30 s of SAC on 2 cores)",
+    companion="tests/test_suite.py::test_ppo_generated_suite",
+)
+
+
+@_DEFAULT
 def test_levels_and_reference_returns(default_suite):
     info = json.loads((default_suite / "suite.json").read_text())
     data = {level: load_dataset(default_suite / f"{level}.hdf5") for level in LEVELS}
@@ -146,6 +153,7 @@ def test_killed_generation_resumes_to_the_same_suite(tmp_path, monkeypatch, ppo_
     assert snapshot_returns[0] == snapshot_returns[1]
 
 
+@_DEFAULT
 def test_sac_replay_levels_close_every_env(default_suite):
     """The SAC buffer's rows interleave its 8 envs; the replay levels put each env's steps in order."""
     info = json.loads((default_suite / "suite.json").read_text())
@@ -156,6 +164,7 @@ def test_sac_replay_levels_close_every_env(default_suite):
     _assert_rows_chain_within_episodes(medium_replay)
 
 
+@_DEFAULT
 def test_second_call_uses_cache(default_suite):
     before = {p.name: p.stat().st_mtime_ns for p in default_suite.iterdir()}
     start = time.perf_counter()
