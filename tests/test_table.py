@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from jaxrl.agents import ConfigError
+from jaxrl.engine.reporting import switch_scores
 from jaxrl.protocols.table import TableSpec, _cell_config, check_claims, format_table, run_table
 
 SPEC = {
@@ -50,6 +51,8 @@ def test_bad_specs_name_the_problem(tmp_path):
         _load(tmp_path, {**SPEC, "algorithms": {"riql": {"rows": {"typo": {}}}}})
     with pytest.raises(ConfigError, match="'levels' or 'rows'"):
         _load(tmp_path, {k: v for k, v in SPEC.items() if k != "rows"})
+    with pytest.raises(ConfigError, match="dip_window is a share of the online phase"):
+        _load(tmp_path, {**SPEC, "dip_window": 1.5})
 
 
 def _cell(m):
@@ -175,6 +178,17 @@ def test_offline_to_online_cells_show_the_switch_and_dip_claims(tmp_path):
     assert "Cal-QL has no drop: **inconclusive**" in check_claims(spec, cells)
     del cells[("cql", "medium")]
     assert "Cal-QL dips less than CQL: **inconclusive** (no offline-to-online cells for cql)" in check_claims(spec, cells)
+
+
+def test_the_dip_is_the_lowest_score_inside_the_window():
+    """Switch at 1000, 1000 online steps, evaluations every 100: the dip looks only as far as its window."""
+    rows = [
+        {"member": 0, "step": s, "score": v} for s, v in [(1000, 50.0), (1100, 50.0), (1200, 45.0), (1300, 30.0), (2000, 80.0)]
+    ]
+    assert switch_scores(rows, "score", 1000, 1000)[0] == {"offline": 50.0, "first online": 50.0, "dip": 50.0, "final": 80.0}
+    assert switch_scores(rows, "score", 1000, 1000, window=0.2)[0]["dip"] == 45.0
+    assert switch_scores(rows, "score", 1000, 1000, window=0.3)[0]["dip"] == 30.0
+    assert switch_scores(rows, "score", 1000, 1000, window=0.05)[0]["dip"] == 50.0  # none inside: the first online one
 
 
 TABLE_SPECS = sorted((Path(__file__).parents[1] / "experiments" / "tables").glob("*.yaml"))

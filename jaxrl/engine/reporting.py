@@ -192,11 +192,17 @@ def results_table(final_rows: list[dict], sweep_keys: list[str], metric: str) ->
 SWITCH_COLUMNS = ("offline", "first online", "dip", "final")
 
 
-def switch_scores(rows: list[dict], metric: str, switch: int, online_steps: int) -> dict[int, dict[str, float]]:
+DIP_WINDOW = 0.1  # the share of the online phase, from the switch, in which the dip is looked for
+
+
+def switch_scores(
+    rows: list[dict], metric: str, switch: int, online_steps: int, window: float = DIP_WINDOW
+) -> dict[int, dict[str, float]]:
     """Per member, around a switch from offline to online at step `switch`:
     - offline: the score at the switch (the offline phase's last evaluation, the policy the online phase starts from);
     - first online: the first evaluation of the online phase;
-    - dip: the lowest score of the online phase's first 10% of steps (the first online evaluation if none is that early);
+    - dip: the lowest score in the online phase's first `window` share of steps (the first online evaluation if none
+      is that early);
     - final: the last evaluation."""
     by_member: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for row in rows:
@@ -209,7 +215,7 @@ def switch_scores(rows: list[dict], metric: str, switch: int, online_steps: int)
         online = [(s, v) for s, v in points if s > switch]
         if not at_switch or not online:
             continue
-        early = [v for s, v in online if s <= switch + 0.1 * online_steps] or [online[0][1]]
+        early = [v for s, v in online if s <= switch + window * online_steps] or [online[0][1]]
         out[member] = {"offline": at_switch[-1], "first online": online[0][1], "dip": min(early), "final": online[-1][1]}
     return out
 
@@ -219,7 +225,10 @@ def switch_table(rows: list[dict], sweep_keys: list[str], metric: str, switch: i
     scores = switch_scores(rows, metric, switch, online_steps)
     members = {row["member"]: row for row in rows}
     head = " | ".join(SWITCH_COLUMNS)
-    lines = [f"{metric} around the switch to online at step {switch} (dip: lowest in the first 10% of the online phase)", ""]
+    lines = [
+        f"{metric} around the switch to online at step {switch} (dip: lowest in the first {DIP_WINDOW:.0%} of the online phase)",
+        "",
+    ]
     lines += [f"| member | seed | {head} |", "|" + "---|" * (2 + len(SWITCH_COLUMNS))]
     groups: dict[str, list[dict]] = defaultdict(list)
     for m, s in sorted(scores.items()):
