@@ -30,7 +30,7 @@ from jaxrl.agents import AGENTS, Agent, ConfigError
 from jaxrl.config import TrainConfig, config_from_mapping, load_experiment
 from jaxrl.data import Normalizer, load_dataset
 from jaxrl.data.d4rl import d4rl_scores, d4rl_task
-from jaxrl.engine import trainer
+from jaxrl.engine import distributed, trainer
 from jaxrl.engine.hooks import evaluation_keys
 from jaxrl.engine.regimes import REGIMES
 from jaxrl.engine.reporting import BASELINES, baselines_line
@@ -38,7 +38,7 @@ from jaxrl.engine.returns import dataset_returns_to_go
 from jaxrl.engine.run_dir import RunDir
 from jaxrl.engine.sweep import make_members, member_keys, parse_sweep, stack_agents
 from jaxrl.protocols.corrupt import corrupt
-from jaxrl.protocols.suite import LEVELS, load_level, suite_dir
+from jaxrl.protocols.suite import LEVELS, load_level, suite_dir, suite_ready
 
 __all__ = ["TrainConfig", "Built", "build", "train", "LoadedRun", "load_run", "main"]
 
@@ -51,6 +51,12 @@ def _reward_scale(dataset) -> float:
 
 def _load_data(cfg: TrainConfig, spec):
     if cfg.dataset in LEVELS:
+        if distributed.process_count() > 1 and not suite_ready(cfg.env, cfg.suite, cfg.suite_seed):
+            # Generating is a training run of its own, on one process: its processes would race to write it.
+            raise ConfigError(
+                f"the {cfg.suite!r} suite of {cfg.env} is not generated yet, and a multi-process run only reads it: "
+                f"generate it first, in one process (python scripts/make_datasets.py --env {cfg.env} --profile {cfg.suite})"
+            )
         return load_level(cfg.env, cfg.dataset, cfg.suite, cfg.suite_seed)
     dataset, metadata = load_dataset(cfg.dataset, spec)
     if _ref_scores(metadata) is None and d4rl_task(cfg.dataset):  # a D4RL file: its scores use D4RL's references
@@ -265,11 +271,16 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None, init_from=None
     resumed from the shorter one's last checkpoint, so schedules that span the run (IQL's cosine actor
     learning rate, DT's warm-up) follow the new length from there on."""
     init_from = init_from if init_from is not None else cfg.init_from
+    recorded = _recorded_config(cfg, init_from)
+    distributed.check_same("run configs", json.dumps(recorded, sort_keys=True, default=str))
     built = build(cfg, init_from)
     run_dir = RunDir(cfg.resolved_run_dir())
-    run_dir.prepare(_recorded_config(cfg, init_from), resume=cfg.resume, overwrite=cfg.overwrite, extendable=_extendable(cfg))
-    run_dir.save_agents(built.program.agents)
-    run_dir.save_metadata({k: float(built.metadata[k]) for k in EVALUATION_METADATA if k in built.metadata})
+    primary = distributed.is_primary()  # in a multi-process run, process 0 alone writes the directory's files
+    run_dir.prepare(recorded, resume=cfg.resume, overwrite=cfg.overwrite, extendable=_extendable(cfg), write=primary)
+    if primary:
+        run_dir.save_agents(built.program.agents)
+        run_dir.save_metadata({k: float(built.metadata[k]) for k in EVALUATION_METADATA if k in built.metadata})
+    distributed.barrier("run directory ready")
     return trainer.run(
         built.program,
         built.members,
@@ -378,7 +389,36 @@ CLI_DESCRIPTION = """Train an agent in any regime; all seeds and sweep members i
 
 Two options come before the others and set their defaults: `--config FILE.yaml` (an experiment spec,
 see experiments/*.yaml) and `--resume RUN_DIR` (the run's recorded config.json: continue a killed run,
-or extend a finished one with a larger --steps). Flags given after them override what they set."""
+or extend a finished one with a larger --steps). Flags given after them override what they set.
+
+A run over several processes (hosts) starts every process with the same flags plus `--coordinator HOST:PORT`
+(process 0's address), `--num-processes N` and `--process-id I` (or JAXRL_COORDINATOR, JAXRL_NUM_PROCESSES,
+JAXRL_PROCESS_ID; `--coordinator auto` under SLURM, Open MPI or on a TPU pod slice); `--coordinator-timeout`
+seconds to wait for every process (300)."""
+
+
+CLUSTER_FLAGS = {"--coordinator": str, "--num-processes": int, "--process-id": int, "--coordinator-timeout": int}
+
+
+def _cluster_flags(argv: list[str]) -> tuple[list[str], distributed.Cluster | None]:
+    """argv without the multi-process flags, and the cluster they (or the environment) describe."""
+    values, rest, i = {}, [], 0
+    while i < len(argv):
+        flag, eq, inline = argv[i].partition("=")
+        if flag not in CLUSTER_FLAGS:
+            rest.append(argv[i])
+            i += 1
+            continue
+        value = inline if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+        if value is None:
+            raise distributed.DistributedError(f"{flag} needs a value")
+        try:
+            values[flag[2:].replace("-", "_")] = CLUSTER_FLAGS[flag](value)
+        except ValueError:
+            raise distributed.DistributedError(f"{flag} {value!r}: not an integer") from None
+        i += 1 if eq else 2
+    timeout = values.pop("coordinator_timeout", 300)
+    return rest, distributed.Cluster.from_settings(**values, timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -386,6 +426,11 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv, cluster = _cluster_flags(argv)
+        distributed.initialize(cluster)  # before anything touches a device
+    except distributed.DistributedError as err:
+        raise SystemExit(f"error: {err}") from None
     default = None
     try:
         if "--config" in argv:
@@ -422,8 +467,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         result = train(cfg)
-    except (ConfigError, trainer.TrainingDiverged, ValueError) as err:
+    except (ConfigError, trainer.TrainingDiverged, ValueError, distributed.DistributedError) as err:
         raise SystemExit(f"error: {err}") from None
+    if not distributed.is_primary():
+        return
     print(result.table)
     print(f"\nrun directory: {result.run_dir} (metrics.jsonl, metrics.csv, curve.png, results.md, checkpoints/)")
 

@@ -27,12 +27,13 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
-    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[int, Any]:
-        """Restore into the structure of `abstract_state` (e.g. from `jax.eval_shape`)."""
+    def restore(self, abstract_state: Any, step: int | None = None, sharding=None) -> tuple[int, Any]:
+        """Restore into the structure of `abstract_state` (e.g. from `jax.eval_shape`), every array placed
+        with `sharding` (None: the default device). A multi-process run must give its arrays' sharding."""
         step = self._manager.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint to resume from in {self.directory}")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_state)
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(_without_empty(abstract)))
         return step, _with_empty(restored, abstract)
 
@@ -51,6 +52,9 @@ def _without_empty(tree: Any) -> Any:
 
 def _with_empty(restored: Any, abstract: Any) -> Any:
     def rebuild(r, a):  # a is None where the state itself holds None (e.g. no episode returns)
-        return r if r is not None or a is None else jnp.zeros(a.shape, a.dtype)
+        if r is not None or a is None:
+            return r
+        empty = jnp.zeros(a.shape, a.dtype)
+        return empty if a.sharding is None else jax.device_put(empty, a.sharding)
 
     return jax.tree.map(rebuild, restored, abstract, is_leaf=lambda x: x is None)

@@ -18,8 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from jaxrl.engine.distributed import to_host
 from jaxrl.engine.evaluation import normalized_score
 from jaxrl.engine.reporting import MetricsWriter
+from jaxrl.engine.sharding import shard_members
 
 
 @dataclass
@@ -56,11 +58,11 @@ class Evaluation:
 
     def __init__(self, program, ref_scores: tuple[float, float] | None, members: list[dict]):
         self.program, self.ref_scores = program, ref_scores
-        self.keys = evaluation_keys(members)
+        self.keys = shard_members(evaluation_keys(members), program.mesh)
 
     def columns(self, states, step: int, last: bool = False) -> dict[str, np.ndarray]:
         evaluate = self.program.final_evaluate if last and self.program.final_evaluate else self.program.evaluate
-        returns = np.asarray(evaluate(states, self.keys)).mean(axis=1)
+        returns = to_host(evaluate(states, self.keys)).mean(axis=1)
         out = {"eval_return": returns}
         if self.ref_scores is not None:
             out["normalized_score"] = normalized_score(returns, *self.ref_scores)
@@ -191,5 +193,5 @@ def timed(chunk, *args):
     """(states, metrics on the host, seconds) of `chunk(*args)`; fetching the metrics waits for the chunk."""
     t0 = time.perf_counter()
     states, metrics = chunk(*args)
-    metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+    metrics = to_host(metrics)
     return states, metrics, time.perf_counter() - t0

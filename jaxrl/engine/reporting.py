@@ -19,15 +19,22 @@ from jaxrl.engine.evaluation import normalized_score
 
 class MetricsWriter:
     """Appends one row per sweep member per chunk to metrics.jsonl and metrics.csv, and with
-    `tensorboard_members` (the members' descriptions) to TensorBoard event files too."""
+    `tensorboard_members` (the members' descriptions) to TensorBoard event files too. Without `write_files`
+    (a multi-process run's other processes) it keeps the rows in memory only."""
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None, tensorboard_members: list[dict] | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        resume_step: int | None = None,
+        tensorboard_members: list[dict] | None = None,
+        write_files: bool = True,
+    ):
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
         rows = self.read(run_dir) if resume_step is not None else []
         # Rows logged after the checkpoint we resume from are recomputed by the resumed run.
         rows = [r for r in rows if resume_step is not None and r["step"] <= resume_step]
-        self.rows = rows
+        self.rows, self.write_files = rows, write_files
         self._rewrite()
         self.tensorboard = None
         if tensorboard_members is not None:
@@ -43,6 +50,8 @@ class MetricsWriter:
 
     def write(self, rows: list[dict]) -> None:
         self.rows.extend(rows)
+        if not self.write_files:
+            return
         with self.jsonl.open("a") as f:
             for row in rows:
                 f.write(json.dumps(row) + "\n")
@@ -55,7 +64,12 @@ class MetricsWriter:
             self.tensorboard.close()
 
     def _rewrite(self) -> None:
-        self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+        if not self.write_files:
+            return
+        # Atomically: another process of the run may be reading it (to resume) at the same time.
+        tmp = self.jsonl.with_name(self.jsonl.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+        os.replace(tmp, self.jsonl)
         self._write_csv()
 
     def _write_csv(self) -> None:

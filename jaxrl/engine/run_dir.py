@@ -69,6 +69,8 @@ def provenance() -> dict:
     kind = devices[0].device_kind
     if devices[0].platform == "cpu":
         kind = f"cpu: {cpu_model()}, {os.cpu_count()} cores"
+    if jax.process_count() > 1:
+        kind += f", over {jax.process_count()} processes"
     return {
         "commit": commit,
         "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None,
@@ -121,23 +123,29 @@ class RunDir:
     def read_provenance(self) -> dict:
         return json.loads(self.config_file.read_text()).get("provenance", {}) if self.config_file.is_file() else {}
 
-    def prepare(self, config: dict, *, resume: bool, overwrite: bool, extendable: tuple[str, ...] = ()) -> None:
+    def prepare(
+        self, config: dict, *, resume: bool, overwrite: bool, extendable: tuple[str, ...] = (), write: bool = True
+    ) -> None:
         """Make the directory ready for `config`: refuse to replace a run unless `overwrite`; with
         `resume`, refuse a config that differs from the recorded one except in run control and in
-        `extendable` settings (step counts) that grow; write config.json with its provenance."""
+        `extendable` settings (step counts) that grow; write config.json with its provenance. Without
+        `write` (a multi-process run's other processes) only check, leaving the directory as it is."""
         if resume and not self.path.is_dir():
             raise ConfigError(f"cannot resume {self.path}: no such directory")
-        if overwrite and not resume and self.path.exists():
-            shutil.rmtree(self.path)
-        if not resume and self.has_checkpoint():
+        if overwrite and not resume:
+            if write and self.path.exists():
+                shutil.rmtree(self.path)
+        elif not resume and self.has_checkpoint():
             raise ConfigError(
                 f"{self.path} already holds a run; pass resume=True (--resume) to continue it, overwrite=True "
                 "(--overwrite) to replace it, or choose another run_dir"
             )
-        self.path.mkdir(parents=True, exist_ok=True)
         config = json.loads(json.dumps(config, default=str))  # compare as stored (tuples become lists)
         if resume and self.config_file.is_file():
             self._check_resumable(self.read_config(), config, extendable)
+        if not write:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
         record = dict(config, run_dir=str(self.path), provenance=provenance())
         _write_atomically(self.config_file, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
 
@@ -192,14 +200,17 @@ class RunDir:
         """(step, {name: tree}) for parts of a checkpointed state (e.g. its agent and normaliser) without
         knowing the rest of it (e.g. a replay buffer sized by the dataset): each `abstract[name]` gives
         the structure, the checkpoint the arrays."""
-        manager = ocp.CheckpointManager(self.checkpoint_dir)
+        manager = ocp.CheckpointManager(self.checkpoint_dir, item_handlers=ocp.StandardCheckpointHandler())
         try:
             step = manager.latest_step() if step is None else step
             if step is None:
                 raise ConfigError(f"{self.path}: no checkpoint in {self.checkpoint_dir}")
             if step not in manager.all_steps():
                 raise ConfigError(f"{self.path}: no checkpoint at step {step}; it has {sorted(manager.all_steps())}")
-            raw = manager.restore(step, args=ocp.args.StandardRestore())
+            # Onto this process's first device, whatever devices (or processes) the run was sharded over.
+            here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=here), manager.item_metadata(step))
+            raw = manager.restore(step, args=ocp.args.StandardRestore(target))
         finally:
             manager.close()
         return step, {name: _fill(tree, raw[name], f"{self.checkpoint_dir}/{step}: {name}") for name, tree in abstract.items()}

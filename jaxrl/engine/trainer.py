@@ -22,13 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl.data.dataset import Dataset, Normalizer
+from jaxrl.engine import distributed
 from jaxrl.engine.checkpoint import Checkpointer
 from jaxrl.engine.evaluation import evaluate_policy_with_memory
 from jaxrl.engine.hooks import Checkpoints, ChunkEnd, Evaluation, Progress, Rows, timed
 from jaxrl.engine.phases import Offline, OfflineState, Online, OnlineState, OnPolicy, Phase
 from jaxrl.engine.reporting import MetricsWriter, plot_learning_curves, results_table, switch_table
 from jaxrl.engine.run_dir import RunDir
-from jaxrl.engine.sharding import member_mesh, replicate, shard_members
+from jaxrl.engine.sharding import member_mesh, member_sharding, replicate, shard_members
 from jaxrl.engine.sweep import member_keys
 
 __all__ = ["Offline", "OfflineState", "Online", "OnlineState", "OnPolicy", "Program", "build_program", "run", "restore"]
@@ -170,6 +171,8 @@ def build_program(
             # What online transitions have, so the dataset can share a buffer or a batch with them.
             data["dataset"] = dataset.replace(next_actions=None)
     data = replicate(data, mesh)
+    if warm_start is not None:
+        warm_start = WarmStart(shard_members(warm_start.agent_states, mesh), warm_start.updates)
 
     compiled, first_chunk, first_step = [], 0, 0
     updates = warm_start.updates if warm_start else 0
@@ -270,8 +273,9 @@ def restore(program: Program, members: list[dict], checkpointer: Checkpointer, s
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
     target = program.abstract_states(program.chunks_done(step), member_keys(members))
-    step, states = checkpointer.restore(target, step)
-    return step, shard_members(states, program.mesh)
+    # Straight into the members' sharding: in a multi-process run each process reads its own shards.
+    step, states = checkpointer.restore(target, step, member_sharding(program.mesh))
+    return step, states
 
 
 @dataclass
@@ -324,7 +328,7 @@ def run(
     `evaluate` no episode is played (a caller that scores the policies itself).
     """
     sweep_keys = sweep_keys or []
-    keys = member_keys(members) if keys is None else keys
+    keys = shard_members(member_keys(members) if keys is None else keys, program.mesh)
     num_chunks = program.num_chunks
     checkpointer = run_dir.checkpointer()
     start_chunk, states = 0, None
@@ -335,13 +339,19 @@ def run(
         print(f"no checkpoint in {run_dir.checkpoint_dir}; starting from scratch")
     if states is None:
         states = shard_members(program.init(keys), program.mesh)
+    primary = distributed.is_primary()  # the one process that writes files (all of them, in a single-process run)
     resume_step = program.step_after(start_chunk - 1) if start_chunk else None
     evaluation = Evaluation(program, ref_scores, members)
-    rows = Rows(MetricsWriter(run_dir.path, resume_step, members if tensorboard else None), members)
+    rows = Rows(MetricsWriter(run_dir.path, resume_step, members if tensorboard and primary else None, primary), members)
     checkpoints = Checkpoints(checkpointer, checkpoint_every, start_chunk)
     # What a chunk leaves behind (rows, a caller's files) is written before the checkpoint that marks the
     # chunk done: a run killed in between redoes the chunk and rewrites them the same.
-    hooks = [evaluation] * evaluate + [rows, *hooks, checkpoints, Progress(num_chunks, start_chunk, run_dir.path.name, progress)]
+    hooks = [evaluation] * evaluate + [
+        rows,
+        *hooks,
+        checkpoints,
+        Progress(num_chunks, start_chunk, run_dir.path.name, progress and primary),
+    ]
     if start_chunk == 0 and evaluate:  # the untrained policy's score: the start of every learning curve
         rows.write(rows.of(0, program.phases[0].spec.name, evaluation.columns(states, 0)))
     t0 = time.perf_counter()
@@ -384,7 +394,7 @@ def run(
         switches = {p.first_step: p.spec.steps for p in program.phases[1:]}
         for switch, online_steps in switches.items():
             table += "\n\n" + switch_table(rows.writer.rows, sweep_keys, metric, switch, online_steps)
-        if not finished_before:
+        if not finished_before and primary:
             (run_dir.path / "results.md").write_text(table + f"\n\nwall time of training loop: {elapsed:.1f} s\n")
             plot_learning_curves(rows.writer.rows, run_dir.path / "curve.png", metric, sweep_keys, title=run_dir.path.name,
                                  marks=list(switches))  # fmt: skip

@@ -240,6 +240,11 @@ def _is_complete(out: Path) -> bool:
     )
 
 
+def suite_ready(env_name: str, profile: str = "default", seed: int = 0, root: Path | None = None) -> bool:
+    """Whether every level of the suite is generated (in the cache)."""
+    return _is_complete(suite_dir(env_name, profile, seed, root))
+
+
 def generate_suite(
     env_name: str, profile: str = "default", seed: int = 0, root: Path | None = None, verbose: bool = True
 ) -> Path:
