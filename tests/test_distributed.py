@@ -19,7 +19,6 @@ import pytest
 
 from jaxrl.agents import IQL
 from jaxrl.config import TrainConfig
-from jaxrl.engine import distributed
 from jaxrl.engine.distributed import Cluster, DistributedError
 from jaxrl.engine.run_dir import RunDir
 from jaxrl.train import _cluster_flags, load_run, train
@@ -100,7 +99,7 @@ def one_process(tmp_path_factory, random_pendulum_file):
 
 @pytest.mark.slow(
     reason="two (and four) Python processes each start JAX and compile the sweep (~40 s each launch)",
-    companion="tests/test_distributed.py::test_other_processes_write_no_files_but_keep_every_row",
+    companion="tests/test_training.py::test_a_process_other_than_the_primary_trains_alike_and_writes_no_files",
 )
 @pytest.mark.parametrize("processes", [2, 4])
 def test_a_sweep_over_processes_equals_it_in_one(processes, tmp_path, random_pendulum_file, one_process):
@@ -122,7 +121,7 @@ def test_a_sweep_over_processes_equals_it_in_one(processes, tmp_path, random_pen
 
 @pytest.mark.slow(
     reason="three launches of two processes, one of them killed (~2 min)",
-    companion="tests/test_distributed.py::test_other_processes_write_no_files_but_keep_every_row",
+    companion="tests/test_training.py::test_a_process_other_than_the_primary_trains_alike_and_writes_no_files",
 )
 def test_a_killed_process_resumes_with_the_other_to_the_same_result(tmp_path, random_pendulum_file):
     argv = [*RUN, "--dataset", str(random_pendulum_file)]
@@ -214,15 +213,3 @@ def test_cluster_settings_are_checked_before_anything_starts():
     assert argv == ["iql", "--steps", "5"] and cluster == Cluster("h:1", 3, 2)
     with pytest.raises(DistributedError, match="--num-processes 'x': not an integer"):
         _cluster_flags(["--coordinator", "h:1", "--num-processes", "x"])
-
-
-def test_other_processes_write_no_files_but_keep_every_row(tmp_path, random_pendulum_file, monkeypatch):
-    """What a process other than the primary does in a multi-process run, in this one process: it trains,
-    gathers and keeps every row (its decisions match the primary's), and writes nothing but its checkpoint
-    shards. And a checkpoint sharded over other devices restores onto this process's one."""
-    monkeypatch.setattr(distributed, "is_primary", lambda: False)
-    run_dir = tmp_path / "other"
-    result = train(_config(random_pendulum_file, run_dir, steps=100))
-    assert len(result.final_rows) == 4 and "| setting | seeds |" in result.table
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints"]
-    assert distributed.to_host({"a": jax.numpy.arange(3)})["a"].tolist() == [0, 1, 2]

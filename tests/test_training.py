@@ -88,6 +88,20 @@ def swept(tmp_path_factory, random_pendulum_file):
 SWEEP = dict(sweep=("beta=1,10",), steps=200)
 
 
+def test_a_process_other_than_the_primary_trains_alike_and_writes_no_files(tmp_path, random_pendulum_file, swept, monkeypatch):
+    """What a multi-process run's other processes do (tests/test_distributed.py runs them for real), here in one
+    process: the same training and rows as the primary (they gather every metric, so they decide alike), and no
+    file but their checkpoint shards. (The same program as `swept`: compiled once for both.)"""
+    from jaxrl.engine import distributed
+
+    monkeypatch.setattr(distributed, "is_primary", lambda: False)
+    other = train(small_offline(tmp_path, random_pendulum_file, "other", **SWEEP))
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["checkpoints"]
+    assert other.final_rows == swept.final_rows and other.table == swept.table
+    for x, y in zip(jax.tree.leaves(other.states), jax.tree.leaves(swept.states), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.numerics
 def test_sweep_member_equals_single_run(tmp_path, random_pendulum_file, swept):
     members = [(r["seed"], r["beta"]) for r in swept.final_rows]
