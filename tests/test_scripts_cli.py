@@ -4,6 +4,7 @@ a YAML file of protocol settings and flags in that order of precedence, and refu
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -82,3 +83,12 @@ def test_every_script_has_help(script, capsys):
         module.main(argv)
     assert done.value.code == 0
     assert f"python scripts/{script}.py" in capsys.readouterr().out
+
+
+def test_make_help_lists_every_target():
+    root = Path(__file__).resolve().parents[1]
+    phony = next(line for line in (root / "Makefile").read_text().splitlines() if line.startswith(".PHONY:")).split()[1:]
+    out = subprocess.run(["make", "-s", "help"], cwd=root, capture_output=True, text=True, check=True).stdout
+    listed = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines() if line.strip()}
+    assert sorted(listed) == sorted(t for t in phony if t != "help"), "a target without a `## ` description"
+    assert all(len(text) > 10 for text in listed.values())
