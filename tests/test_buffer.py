@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxrl.data import Dataset
 from jaxrl.engine.buffer import ReplayBuffer
@@ -80,3 +83,17 @@ def test_add_under_scan():
     # 15 rows into 7 slots: position 15 % 7 = 1; slot 0 holds id 14, slots 1..6 hold ids 8..13.
     assert int(buf.position) == 1 and int(buf.size) == 7
     np.testing.assert_array_equal(np.asarray(buf.data.rewards), [14, 8, 9, 10, 11, 12, 13])
+
+
+def test_batches_of_the_wrong_shape_or_dtype_are_named_at_trace_time():
+    """An agent's batch must fit its env (chex, at trace time); a mix's sources must agree in shape and dtype."""
+    from jaxrl.agents import IQL
+    from jaxrl.engine.sources import DatasetSource, Mix
+
+    data = batch(0, 16)  # observations [16, 2]
+    agent = IQL().configure(types.SimpleNamespace(obs_dim=OBS_DIM + 1, action_dim=ACT_DIM), 10)
+    with pytest.raises(AssertionError, match=r"\(8, 3\)"):
+        agent.sample(data, jax.random.PRNGKey(0), 8)
+    wide = data.replace(rewards=data.rewards.astype(jnp.float16))
+    with pytest.raises(AssertionError, match="rewards"):
+        Mix((DatasetSource(data), DatasetSource(wide)), jnp.array([0.5, 0.5])).sample(jax.random.PRNGKey(0), 8)

@@ -17,6 +17,7 @@ import dataclasses
 import math
 from typing import Annotated, Any
 
+import chex
 import jax
 import numpy as np
 import tyro
@@ -74,7 +75,13 @@ class Agent(struct.PyTreeNode):
         return dataset
 
     def sample(self, data, key, batch_size: int):
-        return sample_batch(data, key, batch_size)
+        batch = sample_batch(data, key, batch_size)
+        # At trace time, free at run time: data of another env (or a buffer of another layout) stops here,
+        # naming the field, instead of broadcasting into the networks.
+        chex.assert_shape([batch.observations, batch.next_observations], (batch_size, self.obs_dim))
+        chex.assert_shape(batch.actions, (batch_size, self.action_dim))
+        chex.assert_shape([batch.rewards, batch.terminals], (batch_size,))
+        return batch
 
     def initial_carry(self, state, first_obs):
         """Memory of a policy that looks at more than the current observation (None: it does not)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -52,6 +53,9 @@ class Mix:
         structures = {jax.tree.structure(b) for b in batches}
         if len(structures) > 1:
             raise ValueError(f"Mix: the sources give batches of different structures: {structures}")
+        # Rows of one batch from several sources must agree in shape and dtype (a float64 buffer would
+        # otherwise upcast the whole batch, a wider one fail inside jnp.where).
+        chex.assert_trees_all_equal_shapes_and_dtypes(*batches)
         ends = jnp.round(jnp.cumsum(jnp.asarray(self.fractions, jnp.float32)) * n)
         which = jnp.sum(jnp.arange(n)[:, None] >= ends[None, :-1], axis=1)  # source index of every row
 
