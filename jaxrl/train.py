@@ -421,14 +421,16 @@ def _cluster_flags(argv: list[str]) -> tuple[list[str], distributed.Cluster | No
     return rest, distributed.Cluster.from_settings(**values, timeout=timeout)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI entry; `--config experiments/X.yaml` loads a spec whose values later flags override."""
-    import sys
-
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse_args(argv: list[str], connect: bool = True) -> tuple[TrainConfig, distributed.Cluster | None]:
+    """The command line as `python -m jaxrl.train` reads it: the cluster flags, `--config FILE`, `--resume
+    RUN_DIR`, repeated list flags, then tyro. Returns the config (not yet validated: `train` does that)
+    and the cluster, or SystemExit naming the problem. With `connect` (the CLI), the process joins the
+    cluster before tyro builds the config, that is before anything touches a device; without it nothing
+    is joined (tests parse commands that way)."""
     try:
-        argv, cluster = _cluster_flags(argv)
-        distributed.initialize(cluster)  # before anything touches a device
+        argv, cluster = _cluster_flags(list(argv))
+        if connect:
+            distributed.initialize(cluster)  # before anything touches a device
     except distributed.DistributedError as err:
         raise SystemExit(f"error: {err}") from None
     default = None
@@ -460,6 +462,14 @@ def main(argv: list[str] | None = None) -> None:
         description=CLI_DESCRIPTION,
         config=(tyro.conf.OmitSubcommandPrefixes, tyro.conf.CascadeSubcommandArgs),
     )
+    return cfg, cluster
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry; `--config experiments/X.yaml` loads a spec whose values later flags override."""
+    import sys
+
+    cfg, _ = parse_args(list(sys.argv[1:] if argv is None else argv))
     print(
         f"jaxrl: {cfg.agent.name} on {cfg.env}"
         + (f" / {cfg.dataset}" if cfg.uses_dataset else "")
