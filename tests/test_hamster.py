@@ -16,7 +16,7 @@ from envs.pathworld.layout import generate
 from envs.pathworld.render import render
 from envs.pathworld.world import TASKS, unpack
 from jaxrl.agents import ConfigError
-from jaxrl.protocols import hamster
+from jaxrl.protocols import hamster, hierarchy
 from jaxrl.protocols import hamster_report as report
 
 TINY = hamster.HamsterConfig(demo_episodes=12, offdomain_paths=48, pointing=16, offdomain_episodes=6, channels=(4, 8),
@@ -121,6 +121,7 @@ def test_claims_are_checked_from_the_numbers():
     splits = ["in-domain", "layouts", "camera"]
     methods = {
         "hamster": fake([0.9, 0.8, 0.7], 0.05),
+        "hamster-channels": fake([0.9, 0.8, 0.7], 0.05),
         "hamster-overlay": fake([0.9, 0.8, 0.3], 0.05),
         "hamster-50": fake([0.8, 0.6, 0.6], 0.05),
         "hamster-no-off": fake([0.9, 0.5, 0.4], 0.2),
@@ -134,7 +135,7 @@ def test_claims_are_checked_from_the_numbers():
     verdicts = {v.claim[:2]: v.holds for v in report.claims(methods, splits)}
     assert not verdicts["2."] and not verdicts["4."] and verdicts["1."]
     table = report.metric_table(methods, splits, "success")
-    assert "| HAMSTER (channels) | 0.90 ± 0.00 | 0.80 ± 0.00 | 0.70 ± 0.00 | **0.75 ± 0.00** |" in table
+    assert "| HAMSTER (lookahead) | 0.90 ± 0.00 | 0.80 ± 0.00 | 0.70 ± 0.00 | **0.75 ± 0.00** |" in table
 
 
 def test_bad_configs_are_refused():
@@ -148,6 +149,21 @@ def test_bad_configs_are_refused():
         dataclasses.replace(TINY, tasks=("reach",), splits=("combos",)).validate()
     with pytest.raises(ConfigError, match="seeds must be >= 1"):
         dataclasses.replace(TINY, seeds=0).validate()
+    with pytest.raises(ConfigError, match="state must be one of proprio, privileged"):
+        dataclasses.replace(TINY, state="everything").validate()
+
+
+def test_privileged_state_adds_objects_goal_region_and_progress_not_the_walls():
+    from envs.pathworld.world import STATE_DIM
+
+    state = jnp.arange(STATE_DIM, dtype=jnp.float32)
+    assert hierarchy.observed_state(state, "proprio").shape == (hierarchy.PROPRIO_DIM,)
+    seen = hierarchy.observed_state(state, "privileged")
+    fields = unpack(state)
+    for name in ("pos", "vel", "grip", "held", "goal", "region", "progress", "failed"):
+        assert set(np.asarray(getattr(fields, name)).ravel()) <= set(np.asarray(seen).ravel()), name
+    assert set(np.asarray(fields.objects).ravel()) <= set(np.asarray(seen).ravel())
+    assert seen.shape == (STATE_DIM - fields.free.size,)  # the wall grid, the vector's last fields, stays in the image
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +219,8 @@ def test_a_tiny_run_evaluates_every_method_from_the_same_states(tiny_data, monke
     np.testing.assert_allclose(methods["oracle-path"]["frechet"], 0.0, atol=1e-6)  # the oracle follows the label itself
     assert "frechet" not in methods["flat"]
     assert np.all(methods["hamster"]["adherence"] >= 0) and np.all(np.isfinite(methods["hamster"]["adherence"]))
-    assert set(result["losses"]) == {"high/full", "channels/demos/1", "action/demos/1"}
+    assert set(result["losses"]) == {"high/full", "lookahead/demos/1", "action/demos/1"}
     # every model is a trainer run of its own: a rerun restores them (the same params) instead of training
-    assert {p.name for p in tmp_path.iterdir()} == {"high_full", "channels_demos_1", "action_demos_1"}
+    assert {p.name for p in tmp_path.iterdir()} == {"high_full", "lookahead_demos_1", "action_demos_1"}
     again = hamster.run(TINY, jax.random.PRNGKey(1), tmp_path, log=lambda *_: None)
     np.testing.assert_array_equal(again["methods"]["hamster"]["success"], methods["hamster"]["success"])

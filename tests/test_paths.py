@@ -57,6 +57,28 @@ def test_progress_and_the_path_vector():
     np.testing.assert_array_equal(vector[:-1], LINE.reshape(-1))
 
 
+def test_the_lookahead_gives_the_path_ahead_of_the_agent_and_its_next_grip_event():
+    bent = jnp.asarray(paths.check_path([[0.0, 0.0, 0, 1], [1.0, 0.0, 0, 1], [1.0, 1.0, 1, 1]]))
+    np.testing.assert_allclose(paths.point_at(bent, 1.5), [1.0, 0.5], atol=1e-6)
+    np.testing.assert_allclose(paths.point_at(bent, 9.0), [1.0, 1.0], atol=1e-6)  # clipped to the end
+    position = jnp.array([0.9, 0.1])  # nearest path point (0.9, 0), 0.9 along it, 0.1 off it
+    features = np.asarray(paths.path_lookahead(bent, position))
+    k = paths.MAX_WAYPOINTS * 4 + 1
+    np.testing.assert_array_equal(features[:k], paths.path_vector(bent, position))
+    ahead = features[k : k + 2 * len(paths.LOOKAHEAD)].reshape(-1, 2) / paths.FEATURE_SCALE
+    expected = [[0.9 + d, 0.0] if 0.9 + d <= 1.0 else [1.0, 0.9 + d - 1.0] for d in paths.LOOKAHEAD]
+    np.testing.assert_allclose(ahead, np.asarray(expected) - [0.9, 0.1], atol=1e-5)
+    dist, left, ex, ey, has, closes, to_event = features[k + 2 * len(paths.LOOKAHEAD) :]
+    np.testing.assert_allclose([dist / paths.FEATURE_SCALE, left], [0.1, 1.1], atol=1e-5)
+    # the grip closes at the last waypoint (1, 1): 1.1 ahead, at (+0.1, +0.9) from the agent
+    np.testing.assert_allclose([ex / paths.FEATURE_SCALE, ey / paths.FEATURE_SCALE, has, closes, to_event],
+                               [0.1, 0.9, 1.0, 1.0, 1.1], atol=1e-5)  # fmt: skip
+    # past the only event (the gripper closes at the start): none ahead
+    closed = jnp.asarray(paths.check_path([[0.0, 0.0, 1, 1], [1.0, 0.0, 1, 1]]))
+    none = np.asarray(paths.path_lookahead(closed, jnp.array([0.5, 0.0])))[-5:]
+    np.testing.assert_allclose(none, 0.0, atol=1e-6)
+
+
 def test_frechet_distance_by_hand():
     p = lambda *pts: jnp.asarray(paths.check_path([[x, y, 0, 1] for x, y in pts]))  # noqa: E731
     assert float(paths.frechet_distance(p((0, 0), (1, 0)), p((0, 1), (1, 1)))) == pytest.approx(1.0)

@@ -16,12 +16,12 @@ from jaxrl.protocols.claims import Verdict, markdown, mean_std
 from jaxrl.protocols.hamster import HELD_OUT, METHODS, attribution, counterfactual_attribution
 
 NAMES = {
-    "hamster": "HAMSTER (channels)",
+    "hamster": "HAMSTER (lookahead)",
+    "hamster-channels": "HAMSTER (channels)",
     "hamster-overlay": "HAMSTER (overlay)",
-    "hamster-vector": "HAMSTER (vector)",
     "hamster-50": "HAMSTER, 50% demos",
     "hamster-no-off": "HAMSTER, high level without off-domain data",
-    "oracle-path": "oracle paths (channels)",
+    "oracle-path": "oracle paths (lookahead)",
     "flat": "flat",
     "flat-50": "flat, 50% demos",
     "monolithic": "monolithic (+ off-domain actions)",
@@ -106,16 +106,16 @@ def claims(methods: dict, splits) -> list[Verdict]:
         out.append(Verdict("3. Hierarchical with 50% of the demos beats flat with 100%", verdict_from(d),
                     f"held-out success {success['hamster-50'].mean():.2f} vs {success['flat'].mean():.2f}, "
                     f"difference {d.format(2)}"))  # fmt: skip
-    if {"hamster", "hamster-overlay"} <= set(methods) and {"layouts", "camera"} <= set(splits):
+    if {"hamster-channels", "hamster-overlay"} <= set(methods) and {"layouts", "camera"} <= set(splits):
         i, j = splits.index("layouts"), splits.index("camera")
         drop = {m: per_seed(methods[m]["success"], [i]) - per_seed(methods[m]["success"], [j])
-                for m in ("hamster", "hamster-overlay")}  # fmt: skip
+                for m in ("hamster-channels", "hamster-overlay")}  # fmt: skip
         cam = {m: per_seed(methods[m]["success"], [j]).mean() for m in drop}
-        d = paired_difference(drop["hamster-overlay"], drop["hamster"])
+        d = paired_difference(drop["hamster-overlay"], drop["hamster-channels"])
         out.append(Verdict("4. The separate-channel encoding is more robust to the camera warp than the overlay",
                     verdict_from(d),
-                    f"success drop from held-out layouts to + camera warp: channels {drop['hamster'].mean():+.2f} "
-                    f"(to {cam['hamster']:.2f}), overlay {drop['hamster-overlay'].mean():+.2f} (to "
+                    f"success drop from held-out layouts to + camera warp: channels {drop['hamster-channels'].mean():+.2f} "
+                    f"(to {cam['hamster-channels']:.2f}), overlay {drop['hamster-overlay'].mean():+.2f} (to "
                     f"{cam['hamster-overlay']:.2f}); overlay's minus channels' {d.format(2)}"))  # fmt: skip
     if {"hamster", "oracle-path"} <= set(methods):
         # counterfactually: a failure is the plan's when the expert's path wins from the same start state

@@ -7,8 +7,8 @@
   The pointing auxiliary task ("where is object j") is the instruction "point <object>", whose label is a
   one-waypoint path at the object, so it trains the same head.
 - Low level (`PathPolicy`): (proprioception, image, path) -> action, with the path in one of `ENCODINGS`:
-  drawn over the image, drawn in separate channels concatenated to it, or a waypoint vector with the
-  agent's progress along the path. No instruction: the path carries the task (as in HAMSTER's RVT-2).
+  drawn over the image, drawn in separate channels concatenated to it, a waypoint vector with the
+  agent's progress along the path, or that vector with the path ahead of the agent (`paths.path_lookahead`). No instruction: the path carries the task (as in HAMSTER's RVT-2).
 - The comparators' `ActionModel`: the high level's encoder (image and instruction) with an action head.
 Proprioception is the agent's own state (position, velocity, gripper, what it holds): everything else
 (walls, objects, goal) a policy reads off the image. All models train by supervised regression, as
@@ -30,13 +30,14 @@ from flax import struct
 from envs.pathworld import paths
 from envs.pathworld.env import instruction
 from envs.pathworld.expert import MAX_WAYPOINTS, path_label
+from envs.pathworld.layout import CELLS
 from envs.pathworld.render import IMAGE_SIZES, image_coordinates, render
-from envs.pathworld.world import NUM_OBJECTS, TASKS, PathWorldCore, WorldParams, state_vector, unpack
+from envs.pathworld.world import NUM_OBJECTS, STATE_DIM, TASKS, PathWorldCore, WorldParams, state_vector, unpack
 from jaxrl.agents.networks import MLP, ConvEncoder
 
 VERBS = (*TASKS, "point")  # "point": the pointing auxiliary task
 OBJECT_NAMES = ("red", "green", "blue")  # the hues render.OBJECT_COLOURS keeps in every palette
-ENCODINGS = ("overlay", "channels", "vector")
+ENCODINGS = ("overlay", "channels", "vector", "lookahead")
 PROPRIO_DIM = 8  # pos 2, vel 2, grip 1, held NUM_OBJECTS: the first fields of the state vector
 IDENTITY = (0.0, 0.0, 0.0, 1.0)  # paths in image coordinates are drawn without a further warp
 _OBJECTS_NAMED = {"reach": 0, "avoid": 0, "push": 1, "pick-place": 1, "point": 1, "touch": NUM_OBJECTS}
@@ -137,6 +138,19 @@ def proprio(state) -> jax.Array:
     return state[..., :PROPRIO_DIM]
 
 
+# What a policy may read of the state vector besides the image: "proprio", the agent's own state (objects,
+# goal and walls only in the image), or "privileged", every field but the wall grid (objects, goal, the
+# avoid region, touch progress: the precision a 32 px image cannot give; a stated option of ours).
+STATE_VIEWS = {"proprio": PROPRIO_DIM, "privileged": STATE_DIM - CELLS}
+
+
+def observed_state(state, view: str) -> jax.Array:
+    """The fields of state vectors [..., STATE_DIM] a policy reads under `view` (`STATE_VIEWS`)."""
+    if view not in STATE_VIEWS:
+        raise ValueError(f"unknown state view {view!r}; views: {', '.join(STATE_VIEWS)}")
+    return state[..., : STATE_VIEWS[view]]
+
+
 class InstructedEncoder(nn.Module):
     """Image features next to the instruction's token embeddings (the objects' in order: order matters)."""
 
@@ -197,8 +211,9 @@ def encode_path(encoding: str, proprio, image, path, channels=None, position=Non
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown path encoding {encoding!r}; encodings: {', '.join(ENCODINGS)}")
     none = jnp.zeros(proprio.shape[:-1] + (0,))
-    if encoding == "vector":
-        return image, jax.vmap(paths.path_vector)(path, proprio[..., :2] if position is None else position)
+    if encoding in ("vector", "lookahead"):
+        features = paths.path_vector if encoding == "vector" else paths.path_lookahead
+        return image, jax.vmap(features)(path, proprio[..., :2] if position is None else position)
     if channels is None:
         channels = jax.vmap(lambda p: paths.path_channels(p, image.shape[-2], IDENTITY))(path)
     if encoding == "overlay":
