@@ -17,7 +17,10 @@ SCRIPTS = Path(__file__).parent.parent / "scripts"
 def scripts():
     sys.path.insert(0, str(SCRIPTS))
     try:
-        yield {name: importlib.import_module(name) for name in ("reproduce_l2m", "reproduce_hamster", "table", "reproduce_riql")}
+        yield {
+            name: importlib.import_module(name)
+            for name in ("reproduce_l2m", "reproduce_hamster", "table", "reproduce_riql", "hamster_low_level")
+        }
     finally:
         sys.path.remove(str(SCRIPTS))
 
@@ -92,3 +95,14 @@ def test_make_help_lists_every_target():
     listed = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines() if line.strip()}
     assert sorted(listed) == sorted(t for t in phony if t != "help"), "a target without a `## ` description"
     assert all(len(text) > 10 for text in listed.values())
+
+
+def test_the_low_level_script_parses_the_protocol_settings_and_its_encoding(scripts):
+    module = scripts["hamster_low_level"]
+    command = module.parse(["--encoding", "channels", "--state", "proprio", "--demo-episodes", "300"])
+    assert (command.encoding, command.protocol.state, command.protocol.demo_episodes) == ("channels", "proprio", 300)
+    assert command.protocol.offdomain_paths == 1  # the low level needs no off-domain data
+    with pytest.raises(SystemExit, match="encoding must be one of overlay, channels, vector, lookahead"):
+        module.parse(["--encoding", "pixels"])
+    with pytest.raises(SystemExit, match="state must be one of"):
+        module.parse(["--state", "all"])
