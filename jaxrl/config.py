@@ -60,6 +60,7 @@ class TrainConfig:
     seeds: int = 5
     """independent seeds, trained together in one vmapped program"""
     first_seed: int = 0
+    """the first seed: seeds are first_seed, first_seed + 1, ... (a seed sets a member's keys and its evaluation episodes)"""
     steps: int = 10_000
     """gradient updates (offline, and the offline phase of offline-to-online) or environment steps (online, hybrid)"""
     online_steps: int = 0
@@ -67,9 +68,11 @@ class TrainConfig:
     chunk_steps: int = 1_000
     """steps per compiled chunk; the host logs, evaluates and checkpoints between chunks"""
     batch_size: int = 256
+    """rows per gradient update"""
     eval_every: int = 2
     """chunks between evaluations"""
     eval_episodes: int = 10
+    """episodes per evaluation and seed (each seed on its own start states, the same at every evaluation)"""
     final_eval_episodes: int | None = None
     """episodes of the run's last evaluation, the score tables report (default: eval_episodes); its first
     eval_episodes episodes are those every other evaluation of the seed plays"""

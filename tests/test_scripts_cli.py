@@ -106,3 +106,22 @@ def test_the_low_level_script_parses_the_protocol_settings_and_its_encoding(scri
         module.parse(["--encoding", "pixels"])
     with pytest.raises(SystemExit, match="state must be one of"):
         module.parse(["--state", "all"])
+
+
+def test_every_train_flag_has_help_text(capsys):
+    """`python -m jaxrl.train [AGENT] --help` describes every flag (a flag shown with only its default is a gap)."""
+    import re
+
+    from jaxrl.agents import AGENTS
+    from jaxrl.train import parse_args
+
+    # a flag's own line (boxed on a terminal, indented two spaces otherwise) with nothing but its default
+    bare = re.compile(r"^(?:│ |  )(--[a-z0-9.-]+) [A-Z{][^ ]* +\(default[^)]*\)[ │]*$")
+    missing = {}
+    for name in ["", *AGENTS]:
+        with pytest.raises(SystemExit):
+            parse_args([name, "--help"] if name else ["--help"], connect=False)
+        flags = [m.group(1) for line in capsys.readouterr().out.splitlines() if (m := bare.match(line))]
+        if flags:
+            missing[name or "(common)"] = flags
+    assert not missing, f"flags without help text: {missing}"

@@ -20,7 +20,7 @@ class BCState:
 class BC(Agent):
     hidden_dims: tuple[int, ...] = static((256, 256), help="hidden layer widths")
     deterministic_actor: bool = static(False, help="MSE actor instead of Gaussian log-likelihood")
-    actor_lr: float = positive(3e-4)
+    actor_lr: float = positive(3e-4, help="the policy's Adam learning rate")
 
     name = "bc"
     description = "Behaviour cloning (offline)"

@@ -21,7 +21,7 @@ class CQLState(SACState):
 
 class CQL(SAC):
     hidden_dims: tuple[int, ...] = static((256, 256, 256), help="hidden layer widths of actor and critics")
-    actor_lr: float = positive(1e-4)
+    actor_lr: float = positive(1e-4, help="the policy's Adam learning rate")
     backup_entropy: bool = static(False, help="subtract alpha log pi(a'|s') in the critic target")
     num_sampled_actions: int = static(10, help="actions sampled per state and source for the logsumexp")
     lagrange: bool = static(False, help="tune the penalty weight so the gap stays at target_action_gap")

@@ -13,8 +13,8 @@ from jaxrl.agents.optim import Trainable
 class CriticAgent(Agent):
     hidden_dims: tuple[int, ...] = static((256, 256), help="hidden layer widths of every network")
     num_critics: int = static(2, help="critics in the Q ensemble")
-    actor_lr: float = positive(3e-4)
-    critic_lr: float = positive(3e-4)
+    actor_lr: float = positive(3e-4, help="the policy's Adam learning rate")
+    critic_lr: float = positive(3e-4, help="the critics' Adam learning rate")
     gamma: float = fraction(0.99, help="discount")
     tau: float = fraction(0.005, help="Polyak rate of the target critics")
     critic_layer_norm: bool = static(False, help="LayerNorm after every hidden layer of the critics (ReBRAC)")

@@ -226,7 +226,7 @@ class DT(Agent):
     embedding_dropout: float = static(0.1, help="dropout on the token embeddings")
     attention_dropout: float = static(0.1, help="dropout on the attention weights")
     residual_dropout: float = static(0.1, help="dropout on the attention and MLP outputs")
-    learning_rate: float = positive(1e-4)
+    learning_rate: float = positive(1e-4, help="AdamW's peak learning rate (after the warm-up)")
     weight_decay: float = hyperparameter(1e-4, low=0.0, low_open=False, help="decoupled (AdamW) weight decay")
     grad_clip: float = positive(0.25, help="global gradient-norm clip")
     warmup_steps: float = hyperparameter(

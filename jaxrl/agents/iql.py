@@ -33,7 +33,7 @@ class IQLState:
 class IQL(CriticAgent):
     deterministic_actor: bool = static(False, help="MSE actor instead of Gaussian log-likelihood")
     cosine_actor_lr: bool = static(True, help="decay the actor learning rate to 0 with a cosine")
-    value_lr: float = positive(3e-4)
+    value_lr: float = positive(3e-4, help="the value network's Adam learning rate")
     expectile: float = hyperparameter(0.7, low=0.0, high=1.0, help="expectile of the value regression")
     beta: float = hyperparameter(3.0, low=0.0, low_open=False, help="inverse temperature of the advantage weights")
     max_weight: float = positive(100.0, help="clip of the advantage weights")

@@ -42,7 +42,7 @@ class PPO(Agent):
     epochs: int = static(4, help="passes over each rollout (brax's num_updates_per_batch)")
     num_minibatches: int = static(32, help="minibatches per pass")
     normalize_observations: bool = static(True, help="standardise observations with running statistics")
-    learning_rate: float = positive(3e-4)
+    learning_rate: float = positive(3e-4, help="Adam's learning rate")
     gamma: float = fraction(0.97, help="discount")
     gae_lambda: float = fraction(0.95, help="GAE lambda")
     clip_epsilon: float = positive(0.3, help="clip range of the probability ratio")

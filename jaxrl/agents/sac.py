@@ -31,7 +31,7 @@ class SACState:
 
 
 class SAC(CriticAgent):
-    alpha_lr: float = positive(3e-4)
+    alpha_lr: float = positive(3e-4, help="the entropy temperature's Adam learning rate")
     init_alpha: float = positive(1.0, help="initial entropy temperature")
     target_entropy_scale: float = hyperparameter(1.0, help="target entropy = -scale * action_dim")
     backup_entropy: bool = static(True, help="subtract alpha log pi(a'|s') in the critic target")

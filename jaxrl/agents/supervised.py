@@ -34,7 +34,7 @@ def sample_rows(data: Any, key: jax.Array, batch_size: int) -> Any:
 class Supervised(Agent):
     init_params: Callable = static(None, help="key -> the model's params")
     loss: Callable = static(None, help="(params, batch) -> the loss of a batch of examples")
-    learning_rate: float = positive(1e-3)
+    learning_rate: float = positive(1e-3, help="Adam's learning rate")
 
     name = "supervised"
     description = "A model fitted by Adam on a loss over examples (no policy, no environment)"

@@ -57,8 +57,8 @@ class TD3BC(TD3):
 class ReBRAC(TD3BC):
     hidden_dims: tuple[int, ...] = static((256, 256, 256), help="hidden layer widths of every network")
     critic_layer_norm: bool = static(True, help="LayerNorm after every hidden layer of the critics")
-    actor_lr: float = positive(1e-3)
-    critic_lr: float = positive(1e-3)
+    actor_lr: float = positive(1e-3, help="the policy's Adam learning rate")
+    critic_lr: float = positive(1e-3, help="the critics' Adam learning rate")
     alpha: float = positive(1.0, help="weight of the normalised Q term in the actor loss")
     actor_bc_coef: float = hyperparameter(0.05, low=0.0, low_open=False, help="beta1: weight of ||pi(s) - a||^2")
     critic_bc: bool = static(True, help="penalise the critic target with critic_bc_coef * ||a~' - a'_data||^2")

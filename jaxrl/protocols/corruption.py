@@ -49,6 +49,7 @@ class Corruption:
     scale: float = 1.0
     """eps: noise in [-eps, eps] x the field's per-dimension std (rewards: U(-30 eps, 30 eps) or -eps r)"""
     seed: int = 0
+    """which rows are corrupted and the noise drawn (independent of the training seeds)"""
     attack_steps: int = 100
     """adversarial: Adam steps of the attack"""
     attack_lr: float = 0.01
