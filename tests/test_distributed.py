@@ -97,6 +97,7 @@ def one_process(tmp_path_factory, random_pendulum_file):
     return train(_config(random_pendulum_file, tmp_path_factory.mktemp("one") / "run"))
 
 
+@pytest.mark.numerics
 @pytest.mark.slow(
     reason="two (and four) Python processes each start JAX and compile the sweep (~40 s each launch)",
     companion="tests/test_training.py::test_a_process_other_than_the_primary_trains_alike_and_writes_no_files",
