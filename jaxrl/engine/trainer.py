@@ -310,6 +310,7 @@ def run(
     notes: str = "",
     sweep_keys: list[str] | None = None,
     progress: bool = True,
+    progress_name: str | None = None,
     tensorboard: bool = False,
     stop_after_chunks: int | None = None,
     keys=None,
@@ -323,7 +324,8 @@ def run(
     event files in tensorboard/<member>/ (flushed every chunk). Every phase's last chunk is evaluated,
     and so is the first chunk of a phase that follows another. With `resume`, it continues from the
     latest checkpoint (a program longer than the checkpointed run extends it). `stop_after_chunks` ends
-    the call early (as if killed) after that many chunks of this call. `keys`: the members' PRNG keys
+    the call early (as if killed) after that many chunks of this call; `progress_name` labels the bar
+    (default: the run directory's name). `keys`: the members' PRNG keys
     (default: from their seeds); `hooks` run after evaluation and logging, before the checkpoint. Without
     `evaluate` no episode is played (a caller that scores the policies itself).
     """
@@ -350,7 +352,7 @@ def run(
         rows,
         *hooks,
         checkpoints,
-        Progress(num_chunks, start_chunk, run_dir.path.name, progress and primary),
+        Progress(num_chunks, start_chunk, progress_name or run_dir.path.name, progress and primary),
     ]
     if start_chunk == 0 and evaluate:  # the untrained policy's score: the start of every learning curve
         rows.write(rows.of(0, program.phases[0].spec.name, evaluation.columns(states, 0)))

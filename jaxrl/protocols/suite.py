@@ -282,6 +282,10 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
     log = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
     env = envs.make(env_name)
+    how = "the scripted expert at several noise levels" if prof.generator == "scripted" else (
+        f"{prof.agent_steps:,} env steps of an online {prof.generator.upper()} agent, snapshotted as it learns")
+    log(f"[{env_name}] generating the {profile!r} dataset suite ({', '.join(LEVELS)}) into {out}, since it is "
+        f"not in the cache yet (made once, then reused): {how}", flush=True)  # fmt: skip
     common = {"env": env_name, "profile": profile, "seed": seed, "generator": prof.generator, "format": SUITE_FORMAT,
               **({"physics": env.spec.physics} if env.spec.physics else {})}  # fmt: skip
     if prof.generator == "scripted":
@@ -351,12 +355,7 @@ def _train_generator(env, prof: SuiteProfile, key, out: Path, common: dict, log,
     run_dir, config = RunDir(out / "generator"), {**common, "profile_settings": asdict(prof)}
     resume = run_dir.open(config)  # a generator of other settings (an older format) starts afresh
     num_snapshots = program.num_chunks
-
-    # a brax `small` suite trains for up to an hour: say how far it is (the chunk has synced anyway)
-    def say(end):
-        log(f"[{env.spec.name}] snapshot {end.index + 1}/{num_snapshots} at {time.perf_counter() - t0:.0f} s", flush=True)
-
-    snapshots = AgentSnapshots(run_dir.path / "snapshots", say)
+    snapshots = AgentSnapshots(run_dir.path / "snapshots")
     # About 8 checkpoints a generation: a kill loses at most an eighth of it, and Orbax's writes of the
     # buffer stay a small part of the time (a checkpoint per snapshot added ~25 s to Pendulum's 64). No
     # evaluation episodes: the snapshots are scored below.
@@ -368,7 +367,9 @@ def _train_generator(env, prof: SuiteProfile, key, out: Path, common: dict, log,
         eval_every=num_snapshots,
         checkpoint_every=max(1, num_snapshots // 8),
         resume=resume,
-        progress=False,
+        # a brax `small` suite trains for up to an hour: a bar with its ETA, one step a snapshot
+        progress=log is print,
+        progress_name=f"{env.spec.name}: training the generating {agent.name}",
         hooks=(snapshots,),
         evaluate=False,
     )
