@@ -282,8 +282,11 @@ def _generate(env_name: str, profile: str, seed: int, prof: SuiteProfile, out: P
     log = print if verbose else (lambda *a, **k: None)
     t0 = time.perf_counter()
     env = envs.make(env_name)
-    how = "the scripted expert at several noise levels" if prof.generator == "scripted" else (
-        f"{prof.agent_steps:,} env steps of an online {prof.generator.upper()} agent, snapshotted as it learns")
+    how = (
+        "the scripted expert at several noise levels"
+        if prof.generator == "scripted"
+        else (f"{prof.agent_steps:,} env steps of an online {prof.generator.upper()} agent, snapshotted as it learns")
+    )
     log(f"[{env_name}] generating the {profile!r} dataset suite ({', '.join(LEVELS)}) into {out}, since it is "
         f"not in the cache yet (made once, then reused): {how}", flush=True)  # fmt: skip
     common = {"env": env_name, "profile": profile, "seed": seed, "generator": prof.generator, "format": SUITE_FORMAT,
