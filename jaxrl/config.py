@@ -128,6 +128,9 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False
     """also write TensorBoard event files to run_dir/tensorboard/, one run per member (tensorboard --logdir RUN_DIR)"""
+    wandb: Literal["off", "offline", "online"] = "off"
+    """also log to Weights & Biases, a run per member (pip install 'jaxrl[wandb]'): offline writes
+    run_dir/wandb/ with no network or account (wandb sync uploads it later), online after wandb login"""
 
     def __post_init__(self):
         named = d4rl_env(self.dataset) if self.dataset not in LEVELS else None
@@ -203,6 +206,8 @@ class TrainConfig:
             not isinstance(self.final_eval_episodes, int) or self.final_eval_episodes <= 0
         ):
             raise ConfigError(f"final_eval_episodes must be a positive integer, got {self.final_eval_episodes!r}")
+        if self.wandb not in ("off", "offline", "online"):
+            raise ConfigError(f"wandb must be off, offline or online, got {self.wandb!r}")
         if self.first_seed < 0 or self.learning_starts < 0:
             raise ConfigError("first_seed and learning_starts must be >= 0")
         if self.steps % self.chunk_steps:

@@ -293,6 +293,7 @@ def train(cfg: TrainConfig, stop_after_chunks: int | None = None, init_from=None
         sweep_keys=list(built.grid),
         progress=cfg.progress,
         tensorboard=cfg.tensorboard,
+        wandb=cfg.wandb,
         stop_after_chunks=stop_after_chunks,
     )
 

@@ -1,6 +1,8 @@
-"""What a run writes besides checkpoints: TensorBoard event files that agree with metrics.jsonl."""
+"""What a run writes besides checkpoints: TensorBoard event files and Weights & Biases runs that agree with
+metrics.jsonl."""
 
 import struct
+import sys
 
 import pytest
 from tensorboardX.proto import event_pb2
@@ -82,3 +84,80 @@ def test_tables_state_the_do_nothing_and_random_baselines():
     )
     assert baselines_line({"zero_action_return": -3.5}, None).endswith("zero action -3.5.")
     assert baselines_line({"ref_min_score": 1.0}, (1.0, 2.0)) == ""  # a file that records no baselines (D4RL's)
+
+
+class FakeWandb:
+    """Stands in for the wandb module: records what a WandbWriter asks of it."""
+
+    def __init__(self):
+        self.runs = []
+
+    def init(self, **kwargs):
+        run = FakeWandbRun(kwargs)
+        self.runs.append(run)
+        return run
+
+
+class FakeWandbRun:
+    def __init__(self, kwargs):
+        self.kwargs, self.logged, self.step_metric, self.finished = kwargs, [], None, False
+
+    def define_metric(self, name, step_metric):
+        self.step_metric = (name, step_metric)
+
+    def log(self, values):
+        self.logged.append(values)
+
+    def finish(self):
+        self.finished = True
+
+
+def test_wandb_gets_a_run_per_member_with_the_rows_tensorboard_gets(tmp_path, monkeypatch):
+    from jaxrl.engine.reporting import WandbWriter
+
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    members = [{"seed": 0, "beta": 1.0}, {"seed": 0, "beta": 10.0}]
+    rows = [{"step": 100, "phase": "offline", "member": m, **member, "critic_loss": 0.5 + m, "normalized_score": 10.0 * m}
+            for m, member in enumerate(members)]  # fmt: skip
+    writer = WandbWriter(tmp_path / "run", members, "offline")
+    writer.write(rows)
+    writer.close()
+    assert [r.kwargs["name"] for r in fake.runs] == ["0-seed0-beta=1", "1-seed0-beta=10"]
+    assert {r.kwargs["group"] for r in fake.runs} == {"run"}
+    assert all(r.kwargs["mode"] == "offline" and r.kwargs["dir"] == str((tmp_path / "run").resolve()) for r in fake.runs)
+    assert fake.runs[1].kwargs["config"] == {"member": 1, "seed": 0, "beta": 10.0}
+    assert fake.runs[1].logged == [{"step": 100, "train/critic_loss": 1.5, "eval/normalized_score": 10.0}]
+    assert all(r.step_metric == ("*", "step") and r.finished for r in fake.runs)
+    # the same run directory gives the same run ids, so a resumed run logs to its W&B runs
+    again = WandbWriter(tmp_path / "run", members, "offline", resume=True)
+    assert [r.kwargs["id"] for r in fake.runs[2:]] == [r.kwargs["id"] for r in fake.runs[:2]]
+    assert len({r.kwargs["id"] for r in fake.runs[:2]}) == 2 and again._runs[0].kwargs["resume"] == "allow"
+    other = WandbWriter(tmp_path / "other", members, "offline")
+    assert other._runs[0].kwargs["id"] != fake.runs[0].kwargs["id"]
+
+
+def test_wandb_settings_are_checked(tmp_path, monkeypatch, random_pendulum_file):
+    from jaxrl.agents import ConfigError
+    from jaxrl.engine.reporting import WandbWriter
+
+    with pytest.raises(ConfigError, match="wandb must be off, offline or online, got 'yes'"):
+        config(tmp_path, random_pendulum_file, wandb="yes").validate()
+    monkeypatch.setitem(sys.modules, "wandb", None)  # not installed
+    with pytest.raises(ImportError, match=r"pip install 'jaxrl\[wandb\]'"):
+        WandbWriter(tmp_path, [{"seed": 0}], "offline")
+
+
+@pytest.mark.slow(
+    reason="real Weights & Biases in offline mode starts its service (~10 s); the writer's rows are checked in the fast tier",
+    companion="tests/test_reporting.py::test_wandb_gets_a_run_per_member_with_the_rows_tensorboard_gets",
+)
+def test_a_run_logs_to_wandb_offline_without_network(tmp_path, random_pendulum_file, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    train(config(tmp_path, random_pendulum_file, tensorboard=False, wandb="offline", steps=200))
+    runs = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2  # one per member
+    for run in runs:
+        (data,) = run.glob("run-*.wandb")
+        assert data.stat().st_size > 0
+    assert len(MetricsWriter.read(tmp_path / "run")) == 2 * 3  # steps 0, 100, 200 of both members

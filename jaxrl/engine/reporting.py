@@ -1,9 +1,10 @@
-"""What a run leaves behind: metrics as JSONL and CSV (and optionally TensorBoard event files), a
-learning-curve figure, a results table."""
+"""What a run leaves behind: metrics as JSONL and CSV (and optionally TensorBoard event files and
+Weights & Biases runs), a learning-curve figure, a results table."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -18,17 +19,11 @@ from jaxrl.engine.evaluation import normalized_score
 
 
 class MetricsWriter:
-    """Appends one row per sweep member per chunk to metrics.jsonl and metrics.csv, and with
-    `tensorboard_members` (the members' descriptions) to TensorBoard event files too. Without `write_files`
-    (a multi-process run's other processes) it keeps the rows in memory only."""
+    """Appends one row per sweep member per chunk to metrics.jsonl and metrics.csv, and passes the rows on
+    to `sinks` (a `TensorBoardWriter`, a `WandbWriter`: anything with `write(rows)` and `close()`). Without
+    `write_files` (a multi-process run's other processes) it keeps the rows in memory only."""
 
-    def __init__(
-        self,
-        run_dir: Path,
-        resume_step: int | None = None,
-        tensorboard_members: list[dict] | None = None,
-        write_files: bool = True,
-    ):
+    def __init__(self, run_dir: Path, resume_step: int | None = None, sinks: tuple = (), write_files: bool = True):
         self.jsonl = run_dir / "metrics.jsonl"
         self.csv = run_dir / "metrics.csv"
         rows = self.read(run_dir) if resume_step is not None else []
@@ -36,10 +31,7 @@ class MetricsWriter:
         rows = [r for r in rows if resume_step is not None and r["step"] <= resume_step]
         self.rows, self.write_files = rows, write_files
         self._rewrite()
-        self.tensorboard = None
-        if tensorboard_members is not None:
-            purge = 0 if resume_step is None else resume_step + 1
-            self.tensorboard = TensorBoardWriter(run_dir / "tensorboard", tensorboard_members, purge_step=purge)
+        self.sinks = tuple(sinks)
 
     @staticmethod
     def read(run_dir: Path) -> list[dict]:
@@ -56,12 +48,12 @@ class MetricsWriter:
             for row in rows:
                 f.write(json.dumps(row) + "\n")
         self._write_csv()
-        if self.tensorboard is not None:
-            self.tensorboard.write(rows)
+        for sink in self.sinks:
+            sink.write(rows)
 
     def close(self) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard.close()
+        for sink in self.sinks:
+            sink.close()
 
     def _rewrite(self) -> None:
         if not self.write_files:
@@ -85,6 +77,20 @@ def member_name(index: int, member: dict) -> str:
     return "-".join([str(index), *(f"{k}{v:g}" if k == "seed" else f"{k}={v:g}" for k, v in member.items())])
 
 
+EVAL_KEYS = ("eval_return", "normalized_score")
+
+
+def scalars(row: dict, member: dict) -> dict[str, float]:
+    """A metrics row as a logger shows it: `eval/<metric>` for scores, `train/<metric>` for the rest; the
+    labels (step, member, phase, the member's seed and hyperparameters) are left out."""
+    labels = {"step", "member", *member}
+    return {
+        (f"eval/{key}" if key in EVAL_KEYS else f"train/{key}"): value
+        for key, value in row.items()
+        if key not in labels and isinstance(value, (int, float))
+    }
+
+
 class TensorBoardWriter:
     """TensorBoard event files under `directory`, one run per sweep member (so TensorBoard overlays the
     members' curves), tags `train/<metric>` and `eval/<metric>`. Written by tensorboardX: no TensorFlow.
@@ -92,8 +98,6 @@ class TensorBoardWriter:
     `purge_step`: events of an earlier attempt at this step or later are hidden, so a resumed run's
     recomputed chunks replace those logged after its checkpoint instead of doubling them.
     """
-
-    EVAL_KEYS = ("eval_return", "normalized_score")
 
     def __init__(self, directory: Path, members: list[dict], purge_step: int | None = 0):
         from tensorboardX import SummaryWriter
@@ -109,18 +113,63 @@ class TensorBoardWriter:
 
     def write(self, rows: list[dict]) -> None:
         for row in rows:
-            member = row["member"]
-            labels = {"step", "member", *self.members[member]}
-            for key, value in row.items():
-                if key not in labels and isinstance(value, (int, float)):
-                    tag = f"eval/{key}" if key in self.EVAL_KEYS else f"train/{key}"
-                    self._writers[member].add_scalar(tag, value, row["step"])
+            for tag, value in scalars(row, self.members[row["member"]]).items():
+                self._writers[row["member"]].add_scalar(tag, value, row["step"])
         for writer in self._writers:
             writer.flush()
 
     def close(self) -> None:
         for writer in self._writers:
             writer.close()
+
+
+WANDB_MODES = ("off", "offline", "online")
+
+
+class WandbWriter:
+    """Weights & Biases runs, one per sweep member, grouped under the run directory's name, with the rows
+    TensorBoard gets (`train/<metric>`, `eval/<metric>`) against the run's `step`. `mode` "offline" needs
+    no network and no account: the runs land in RUN_DIR/wandb/offline-run-*/ (`wandb sync` uploads them
+    later); "online" logs as it goes (after `wandb login`). The project is $WANDB_PROJECT, else "jaxrl".
+
+    Each member's run id comes from the run directory and the member, so a resumed run logs to the same
+    W&B run; W&B cannot hide what was logged after the checkpoint (as TensorBoard's purge does), so the
+    steps a resumed run recomputes appear twice there (metrics.jsonl keeps them once).
+    """
+
+    def __init__(self, run_dir: Path, members: list[dict], mode: str, resume: bool = False):
+        if mode not in WANDB_MODES[1:]:
+            raise ValueError(f"wandb mode must be one of {WANDB_MODES[1:]}, got {mode!r}")
+        try:
+            import wandb
+        except ImportError as err:
+            raise ImportError("--wandb needs Weights & Biases: pip install 'jaxrl[wandb]' (or pip install wandb)") from err
+
+        self.members, run_dir = members, Path(run_dir).resolve()
+        digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:10]
+        self._runs = []
+        for i, member in enumerate(members):
+            run = wandb.init(
+                project=os.environ.get("WANDB_PROJECT", "jaxrl"),
+                group=run_dir.name,
+                name=member_name(i, member),
+                id=f"{digest}-{i}",
+                config={"member": i, **member},
+                dir=str(run_dir),
+                mode=mode,
+                resume="allow" if resume else None,
+                reinit="create_new",  # one process holds every member's run at once
+            )
+            run.define_metric("*", step_metric="step")
+            self._runs.append(run)
+
+    def write(self, rows: list[dict]) -> None:
+        for row in rows:
+            self._runs[row["member"]].log({"step": row["step"], **scalars(row, self.members[row["member"]])})
+
+    def close(self) -> None:
+        for run in self._runs:
+            run.finish()
 
 
 def _group_key(row: dict, keys: list[str]) -> str:

@@ -33,7 +33,7 @@ from jaxrl.agents import ConfigError
 from jaxrl.engine.checkpoint import Checkpointer
 
 # Settings of how a run is driven, not of what it computes: a resume may change them.
-RUN_CONTROL = ("run_dir", "resume", "overwrite", "progress", "tensorboard")
+RUN_CONTROL = ("run_dir", "resume", "overwrite", "progress", "tensorboard", "wandb")
 _LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "chex", "brax", "gymnax", "numpy")
 
 

@@ -27,7 +27,14 @@ from jaxrl.engine.checkpoint import Checkpointer
 from jaxrl.engine.evaluation import evaluate_policy_with_memory
 from jaxrl.engine.hooks import Checkpoints, ChunkEnd, Evaluation, Progress, Rows, timed
 from jaxrl.engine.phases import Offline, OfflineState, Online, OnlineState, OnPolicy, Phase
-from jaxrl.engine.reporting import MetricsWriter, plot_learning_curves, results_table, switch_table
+from jaxrl.engine.reporting import (
+    MetricsWriter,
+    TensorBoardWriter,
+    WandbWriter,
+    plot_learning_curves,
+    results_table,
+    switch_table,
+)
 from jaxrl.engine.run_dir import RunDir
 from jaxrl.engine.sharding import member_mesh, member_sharding, replicate, shard_members
 from jaxrl.engine.sweep import member_keys
@@ -312,6 +319,7 @@ def run(
     progress: bool = True,
     progress_name: str | None = None,
     tensorboard: bool = False,
+    wandb: str = "off",
     stop_after_chunks: int | None = None,
     keys=None,
     hooks: tuple = (),
@@ -321,7 +329,8 @@ def run(
 
     `run_dir` is prepared (`RunDir.prepare`) by the caller. Writes under it metrics.jsonl/csv (a `phase`
     column says which phase a row is from), checkpoints/, curve.png, results.md, and with `tensorboard`
-    event files in tensorboard/<member>/ (flushed every chunk). Every phase's last chunk is evaluated,
+    event files in tensorboard/<member>/ (flushed every chunk), with `wandb` ("offline" or "online") a
+    Weights & Biases run per member. Every phase's last chunk is evaluated,
     and so is the first chunk of a phase that follows another. With `resume`, it continues from the
     latest checkpoint (a program longer than the checkpointed run extends it). `stop_after_chunks` ends
     the call early (as if killed) after that many chunks of this call; `progress_name` labels the bar
@@ -344,7 +353,13 @@ def run(
     primary = distributed.is_primary()  # the one process that writes files (all of them, in a single-process run)
     resume_step = program.step_after(start_chunk - 1) if start_chunk else None
     evaluation = Evaluation(program, ref_scores, members)
-    rows = Rows(MetricsWriter(run_dir.path, resume_step, members if tensorboard and primary else None, primary), members)
+    sinks = []  # where the rows go besides metrics.jsonl/csv: the primary process's loggers
+    if primary and tensorboard:
+        purge = 0 if resume_step is None else resume_step + 1
+        sinks.append(TensorBoardWriter(run_dir.path / "tensorboard", members, purge_step=purge))
+    if primary and wandb != "off":
+        sinks.append(WandbWriter(run_dir.path, members, wandb, resume=resume_step is not None))
+    rows = Rows(MetricsWriter(run_dir.path, resume_step, sinks, primary), members)
     checkpoints = Checkpoints(checkpointer, checkpoint_every, start_chunk)
     # What a chunk leaves behind (rows, a caller's files) is written before the checkpoint that marks the
     # chunk done: a run killed in between redoes the chunk and rewrites them the same.

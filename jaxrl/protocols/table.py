@@ -123,7 +123,9 @@ def _metric_rows(cfg) -> list[dict]:
 
 def _digest(cfg) -> str:
     """Hash of everything that decides a cell's result (not where it is written or how it reports)."""
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("run_dir", "progress", "overwrite", "resume")}
+    # (`tensorboard` is hashed as it always was, so the cells of committed tables keep their digests)
+    ignored = ("run_dir", "progress", "overwrite", "resume", "wandb")
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
