@@ -161,3 +161,20 @@ def test_a_run_logs_to_wandb_offline_without_network(tmp_path, random_pendulum_f
         (data,) = run.glob("run-*.wandb")
         assert data.stat().st_size > 0
     assert len(MetricsWriter.read(tmp_path / "run")) == 2 * 3  # steps 0, 100, 200 of both members
+
+
+def test_plots_leave_the_callers_matplotlib_backend_alone(tmp_path):
+    """A notebook's figures keep showing after a run wrote its curve (no switch of pyplot to Agg)."""
+    import matplotlib
+
+    from jaxrl.engine.reporting import plot_learning_curves
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # stands in for a notebook's inline backend
+    try:
+        rows = [{"step": s, "member": m, "seed": m, "eval_return": float(s + m)} for s in (0, 100) for m in (0, 1)]
+        plot_learning_curves(rows, tmp_path / "curve.png", "eval_return", [])
+        assert matplotlib.get_backend() == "svg"
+        assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        matplotlib.use(before)

@@ -163,7 +163,11 @@ class Progress:
     compile_seconds: float = 0.0
 
     def __post_init__(self):
-        from tqdm.auto import tqdm
+        # tqdm.auto picks a notebook's widget bar; a disabled bar needs none (and no warning that ipywidgets is missing)
+        if self.enabled:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
 
         self.bar = tqdm(total=self.total, initial=self.initial, disable=not self.enabled, desc=self.name, unit="chunk")
         self.postfix: dict[str, str] = {}

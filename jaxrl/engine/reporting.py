@@ -176,15 +176,21 @@ def _group_key(row: dict, keys: list[str]) -> str:
     return ", ".join(f"{k}={row[k]:g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys) or "all"
 
 
+def subplots(*grid, figsize=None, **kwargs):
+    """(figure, axes) as `plt.subplots` gives them, drawn off screen without pyplot: a library that
+    switched pyplot's backend (to Agg) would stop the figures of the notebook or program calling it from
+    showing. Save with `fig.savefig`; nothing needs closing."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kwargs)
+
+
 def plot_learning_curves(
     rows: list[dict], path: Path, metric: str, sweep_keys: list[str], title: str = "", marks: list[int] = ()
 ) -> Path | None:
     """Mean +- std over seeds of `metric` against step, one line per sweep setting; a dashed vertical
     line at every step in `marks` (where a run switches phase, e.g. offline to online)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
@@ -193,7 +199,7 @@ def plot_learning_curves(
             curves[_group_key(row, sweep_keys)][row["step"]].append(value)
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for label, by_step in sorted(curves.items()):
         steps = np.array(sorted(by_step))
         values = [np.asarray(by_step[s]) for s in steps]
@@ -211,7 +217,6 @@ def plot_learning_curves(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 

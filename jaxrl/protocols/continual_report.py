@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxrl.engine.aggregates import all_hold, bootstrap, paired_difference, verdict_from
+from jaxrl.engine.reporting import subplots
 from jaxrl.protocols.claims import Verdict, markdown, mean_std
 
 NAMES = {
@@ -147,12 +148,8 @@ def claims_markdown(results: dict, pretrain_tasks: int) -> str:
 
 
 def plot_matrices(results: dict, pretrain_tasks: int, sequence: list[str], path) -> None:
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(2.6 * len(results), 3.2), squeeze=False)
+    fig, axes = subplots(1, len(results), figsize=(2.6 * len(results), 3.2), squeeze=False)
     for ax, (name, result) in zip(axes[0], results.items(), strict=True):
         success = np.asarray(result["success"], np.float64).mean(0)
         matrix = np.concatenate([success[:, :pretrain_tasks].mean(-1, keepdims=True), success[:, pretrain_tasks:]], -1)
@@ -167,4 +164,3 @@ def plot_matrices(results: dict, pretrain_tasks: int, sequence: list[str], path)
     fig.suptitle("success on the pretraining tasks (P) and each sequence task, after each task", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
-    plt.close(fig)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxrl.engine.aggregates import all_hold, bootstrap, paired_difference, verdict_from
+from jaxrl.engine.reporting import subplots
 from jaxrl.protocols.claims import Verdict, markdown, mean_std
 from jaxrl.protocols.hamster import HELD_OUT, METHODS, attribution, counterfactual_attribution
 
@@ -139,16 +140,12 @@ def plot_episodes(methods: dict, splits, variants, path: Path, size: int = 64) -
     episode (seed 0) with the path the low level followed (white, dots at waypoints; the expert's label for
     action models, dashed) and the executed trajectory (black), green title on success."""
     import jax
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from envs.pathworld.render import render
     from envs.pathworld.world import unpack
 
     names = list(methods)
-    fig, axes = plt.subplots(len(names), len(splits), figsize=(1.9 * len(splits), 1.9 * len(names)), squeeze=False)
+    fig, axes = subplots(len(names), len(splits), figsize=(1.9 * len(splits), 1.9 * len(names)), squeeze=False)
     episodes = len(next(iter(variants.values())).layouts)
     for c, split in enumerate(splits):
         p = jax.tree.map(lambda x, c=c: x[c * episodes], _stack(variants))
@@ -176,7 +173,6 @@ def plot_episodes(methods: dict, splits, variants, path: Path, size: int = 64) -
     fig.suptitle("First frame, followed path (white) and executed trajectory (black); green frame: success", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _stack(variants):

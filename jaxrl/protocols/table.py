@@ -27,7 +27,7 @@ import yaml
 from jaxrl.agents import ConfigError, make_agent
 from jaxrl.engine.aggregates import all_hold, bootstrap, iqm, mean, paired_difference, verdict_from
 from jaxrl.engine.evaluation import normalized_score
-from jaxrl.engine.reporting import BASELINES, DIP_WINDOW, SWITCH_COLUMNS, baselines_line, switch_scores
+from jaxrl.engine.reporting import BASELINES, DIP_WINDOW, SWITCH_COLUMNS, baselines_line, subplots, switch_scores
 from jaxrl.engine.trainer import TrainingDiverged
 from jaxrl.protocols.claims import Verdict, markdown, undecided
 
@@ -365,13 +365,9 @@ def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:
 
 
 def plot_table(spec: TableSpec, cells: dict, algos: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     rows = list(spec.row_settings())
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(algos) * len(rows) / 2), 4))
+    fig, ax = subplots(figsize=(max(6, 1.2 * len(algos) * len(rows) / 2), 4))
     width = 0.8 / max(len(algos), 1)
     x = np.arange(len(rows))
     for i, algo in enumerate(algos):
@@ -385,18 +381,13 @@ def plot_table(spec: TableSpec, cells: dict, algos: list[str], path: Path) -> No
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_switch_curves(spec: TableSpec, row: str, configs: dict, path: Path) -> None:
     """Every column's mean score over seeds in one row, against steps relative to the switch (offline
     updates before 0, online env steps after; a column without an offline phase starts at 0)."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     for algo, cfg in configs.items():
         if not (Path(cfg.run_dir) / "metrics.jsonl").exists():
             continue
@@ -417,4 +408,3 @@ def plot_switch_curves(spec: TableSpec, row: str, configs: dict, path: Path) -> 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
