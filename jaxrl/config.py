@@ -25,6 +25,7 @@ from jaxrl.agents import AGENTS, ConfigError, make_agent
 from jaxrl.data.d4rl import D4RL_LEVELS as LEVELS
 from jaxrl.data.d4rl import d4rl_env
 from jaxrl.engine.regimes import REGIMES
+from jaxrl.engine.reporting import WANDB_MODES
 from jaxrl.engine.sweep import parse_sweep
 from jaxrl.protocols.corruption import Corruption
 
@@ -206,7 +207,7 @@ class TrainConfig:
             not isinstance(self.final_eval_episodes, int) or self.final_eval_episodes <= 0
         ):
             raise ConfigError(f"final_eval_episodes must be a positive integer, got {self.final_eval_episodes!r}")
-        if self.wandb not in ("off", "offline", "online"):
+        if self.wandb not in WANDB_MODES:
             raise ConfigError(f"wandb must be off, offline or online, got {self.wandb!r}")
         if self.first_seed < 0 or self.learning_starts < 0:
             raise ConfigError("first_seed and learning_starts must be >= 0")

@@ -191,7 +191,6 @@ def plot_learning_curves(
 ) -> Path | None:
     """Mean +- std over seeds of `metric` against step, one line per sweep setting; a dashed vertical
     line at every step in `marks` (where a run switches phase, e.g. offline to online)."""
-
     curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         value = row.get(metric)

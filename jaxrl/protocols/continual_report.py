@@ -148,7 +148,6 @@ def claims_markdown(results: dict, pretrain_tasks: int) -> str:
 
 
 def plot_matrices(results: dict, pretrain_tasks: int, sequence: list[str], path) -> None:
-
     fig, axes = subplots(1, len(results), figsize=(2.6 * len(results), 3.2), squeeze=False)
     for ax, (name, result) in zip(axes[0], results.items(), strict=True):
         success = np.asarray(result["success"], np.float64).mean(0)

@@ -365,7 +365,6 @@ def format_table(spec: TableSpec, cells: dict, algos: list[str]) -> str:
 
 
 def plot_table(spec: TableSpec, cells: dict, algos: list[str], path: Path) -> None:
-
     rows = list(spec.row_settings())
     fig, ax = subplots(figsize=(max(6, 1.2 * len(algos) * len(rows) / 2), 4))
     width = 0.8 / max(len(algos), 1)
@@ -386,7 +385,6 @@ def plot_table(spec: TableSpec, cells: dict, algos: list[str], path: Path) -> No
 def plot_switch_curves(spec: TableSpec, row: str, configs: dict, path: Path) -> None:
     """Every column's mean score over seeds in one row, against steps relative to the switch (offline
     updates before 0, online env steps after; a column without an offline phase starts at 0)."""
-
     fig, ax = subplots(figsize=(7, 4))
     for algo, cfg in configs.items():
         if not (Path(cfg.run_dir) / "metrics.jsonl").exists():
