@@ -23,7 +23,6 @@ from pathlib import Path
 import jax
 import numpy as np
 
-import envs
 from envs.pathworld import suites
 from jaxrl.config import ProtocolCommand, protocol_command
 from jaxrl.protocols import continual
@@ -50,7 +49,7 @@ def main(argv=None) -> None:
     command = protocol_command(Command, argv, name="l2m", description=__doc__, full=FULL)
     cfg, out = command.protocol, command.out
     t0 = time.perf_counter()
-    env = envs.make("pathworld/reach")  # the task comes from each variant's params
+    env = continual.make_env(cfg)
     agent = continual.make_agent(cfg, env)
     k_data, k_pretrain, k_methods = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
     if command.pretrained:  # checked against the config before anything compiles

@@ -319,6 +319,25 @@ def test_a_pool_smaller_than_the_sequence_is_refused():
     dataclasses.replace(CFG, pool_size=3, methods=("full-ft", "lora")).validate()  # no per-task pool: fine
 
 
+def test_the_protocol_env_tells_tasks_apart_and_an_unknown_task_info_is_refused():
+    from envs.pathworld import suites
+    from jaxrl.protocols import continual
+
+    # push and pick-place of the same object on the same layout share their scene: only the instruction differs
+    env = continual.make_env(CFG)
+    from envs.dynamics import DynamicsParams
+
+    push, pick = (DynamicsParams(suites.variant_params(suites.Variant(task, layout=3, target=1)), 0.0)
+                  for task in ("push", "pick-place"))  # fmt: skip
+    (obs_push, _), (obs_pick, _) = (env.reset(jax.random.PRNGKey(0), p) for p in (push, pick))
+    differ = np.flatnonzero(np.asarray(obs_push) != np.asarray(obs_pick))
+    assert differ.size and differ.min() >= env.spec.obs_dim - 4  # the verb token, at the end
+    blind = continual.make_env(dataclasses.replace(CFG, task_info="none"))
+    np.testing.assert_array_equal(blind.reset(jax.random.PRNGKey(0), push)[0], blind.reset(jax.random.PRNGKey(0), pick)[0])
+    with pytest.raises(ConfigError, match="task_info must be one of none, onehot, tokens, got 'words'"):
+        dataclasses.replace(CFG, task_info="words").validate()
+
+
 def test_unknown_method_is_refused():
     with pytest.raises(ConfigError, match="unknown continual method"):
         dataclasses.replace(CFG, methods=("l2m", "adapters")).validate()
@@ -372,7 +391,6 @@ def test_continual_metrics_by_hand():
     companion="tests/test_stage.py::test_a_killed_stage_resumes_to_the_same_result_and_a_finished_one_is_restored",
 )
 def test_a_tiny_protocol_run_scores_every_method_on_the_same_episodes_and_resumes(tmp_path):
-    import envs
     from envs.pathworld import suites
     from jaxrl.protocols import continual
 
@@ -380,7 +398,7 @@ def test_a_tiny_protocol_run_scores_every_method_on_the_same_episodes_and_resume
     cfg = ContinualConfig(sequence=sequence, pretrain_tasks=2, transitions_per_task=300, embedding_dim=16, num_layers=1,
                           num_heads=2, batch_size=16, pretrain_steps=40, steps_per_task=20, pool_size=4, rank=2,
                           eval_episodes=2, eval_pretrain_tasks=2, seeds=2, fisher_samples=16).validate()  # fmt: skip
-    env = envs.make("pathworld/reach")
+    env = continual.make_env(cfg)
     agent = continual.make_agent(cfg, env)
     data = continual.build_data(cfg, agent, env, jax.random.PRNGKey(0))
     quiet = lambda *_: None  # noqa: E731

@@ -29,8 +29,10 @@ import numpy as np
 import optax
 from flax import struct
 
+import envs
 from envs.dynamics import DynamicsParams
 from envs.pathworld import suites
+from envs.pathworld.env import TASK_INFO
 from envs.pathworld.expert import expert_action
 from jaxrl.agents import ConfigError
 from jaxrl.agents.base import Agent, static
@@ -73,6 +75,10 @@ class ContinualConfig:
     pretrain_tasks: int = 40  # the first n variants of the `pretrain` suite
     transitions_per_task: int = 6_000
     noises: tuple[float, ...] = (3.0, 1.0, 0.1)  # expert action noise, equal parts of each task's data
+    # The task's instruction (verb, object ids) in the observation. Meta-World's tasks differ in their scenes,
+    # so the MDDT can tell them apart from the state; PathWorld's share one scene (same objects and goal), and
+    # without it push, pick-place and touch are the same observations asking for different actions.
+    task_info: str = "tokens"
     embedding_dim: int = 64
     num_layers: int = 3
     num_heads: int = 4
@@ -104,6 +110,8 @@ class ContinualConfig:
         if unknown:
             raise ConfigError(f"unknown continual method(s) {unknown}; methods: {', '.join(METHODS)}")
         sequence_variants(self.sequence)
+        if self.task_info not in TASK_INFO:
+            raise ConfigError(f"task_info must be one of {', '.join(TASK_INFO)}, got {self.task_info!r}")
         if not 1 <= self.pretrain_tasks <= len(suites.suite("pretrain")):
             raise ConfigError(f"pretrain_tasks must be in 1..{len(suites.suite('pretrain'))}, got {self.pretrain_tasks}")
         pooled = [m for m in self.methods if METHODS[m].pool and not METHODS[m].single_entry]
@@ -465,6 +473,11 @@ def fingerprint(tree) -> str:
 
 
 # ----- the protocol -----
+
+
+def make_env(cfg: ContinualConfig):
+    """The protocol's env: every task comes from its variant's params, so one env serves them all."""
+    return envs.make("pathworld/reach", task_info=cfg.task_info)
 
 
 def make_agent(cfg: ContinualConfig, env) -> DT:

@@ -10,20 +10,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import envs
 from benchmarks.timing import Result, time_program
 from jaxrl.data.dataset import Dataset
 from jaxrl.engine.phases import Offline
 from jaxrl.engine.stage import replicate_agent
 from jaxrl.engine.trainer import build_program
-from jaxrl.protocols.continual import METHODS, PRETRAIN, ContinualConfig, TaskData, continual_agent, make_agent
+from jaxrl.protocols.continual import METHODS, PRETRAIN, ContinualConfig, TaskData, continual_agent, make_agent, make_env
 
 ROWS = 30_000
 
 
 def bench_continual(method: str, members: int, chunk_steps: int, repeats: int, quiet_wait: float) -> Result:
     cfg = ContinualConfig()
-    env = envs.make("pathworld/reach")
+    env = make_env(cfg)
     agent = make_agent(cfg, env)
     rng = np.random.default_rng(0)
     obs = rng.standard_normal((ROWS, env.spec.obs_dim)).astype(np.float32)
