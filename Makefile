@@ -94,7 +94,7 @@ reproduce-h2o: install  ## H2O's sim-to-real comparison and the scarce-data tabl
 	$(BIN)/python scripts/reproduce_h2o.py $(ARGS)
 
 # L2M's continual fine-tuning comparison on PathWorld (pretrain a multi-task DT, then 7 methods through a
-# 6-task sequence): experiments/results/l2m/. ARGS=--full: the 10-task sequence and the reference's model size (GPU).
+# 4-task sequence without push): experiments/results/l2m/. ARGS=--full: the 10-task sequence and the reference's model size (GPU).
 reproduce-l2m: install  ## L2M's continual fine-tuning comparison on PathWorld (ARGS=--full)
 	$(BIN)/python scripts/reproduce_l2m.py $(ARGS)
 

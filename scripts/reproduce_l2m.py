@@ -2,8 +2,8 @@
 PathWorld's pretraining tasks, then fine-tune it through a sequence of held-out tasks with every method,
 evaluating each on every task after each task, and check the paper's claims.
 
-  python scripts/reproduce_l2m.py                  # CPU scale: 6-task sequence, a small DT (about an hour of 2 cores)
-  python scripts/reproduce_l2m.py --full           # GPU scale: the 10-task sequence, the reference's model size
+  python scripts/reproduce_l2m.py                  # CPU scale: 4-task sequence (no push), a small DT (about an hour of 2 cores)
+  python scripts/reproduce_l2m.py --full           # GPU scale: the 10-task sequence (every kind), the reference's model size
   python scripts/reproduce_l2m.py --methods l2m full-ft --seeds 2 --out runs/l2m-try
   python scripts/reproduce_l2m.py --pretrained runs/l2m/pretrained   # reuse a pretrained checkpoint
   python scripts/reproduce_l2m.py --help           # every setting of the protocol, with its default
@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from envs.pathworld import suites
+from envs.pathworld.world import TASKS
 from jaxrl.config import ProtocolCommand, protocol_command
 from jaxrl.protocols import continual
 from jaxrl.protocols import continual_report as report
@@ -32,7 +33,8 @@ from jaxrl.protocols.claims import mean_std
 # The reference's MDDT: 6 layers, 12 heads, width 768, context 5, a pool of 30; steps scaled to what a GPU
 # does in a few hours (the paper: 1M pretraining steps, 100k per task).
 FULL = dict(
-    sequence=tuple(v.name for v in suites.suite("continual")), transitions_per_task=20_000,
+    kinds=TASKS, sequence=tuple(v.name for v in suites.suite("continual")), pretrain_tasks=40, eval_pretrain_tasks=10,
+    transitions_per_task=20_000,
     embedding_dim=768, num_layers=6, num_heads=12, batch_size=256, pretrain_steps=50_000,
     pretrain_learning_rate=1e-4, steps_per_task=10_000, learning_rate=1e-4, pool_size=30, eval_episodes=16,
 )  # fmt: skip
@@ -85,7 +87,7 @@ def write(out: Path, cfg, results: dict, wall: float, args) -> None:
         f"DT {cfg.num_layers} layers x {cfg.embedding_dim}, context {cfg.context}, MSE action head; "
         f"{cfg.pretrain_steps:,} pretraining steps, {cfg.steps_per_task:,} per task, batch {cfg.batch_size}; "
         f"pool {cfg.pool_size}, rank {cfg.rank}; success over {cfg.eval_episodes} episodes per task, on every sequence "
-        f"task and {p} pretraining tasks (two of each kind); "
+        f"task and {p} pretraining tasks ({', '.join(cfg.kinds)} in turn); "
         f"mean ± std over {cfg.seeds} seeds.",
         "",
         report.results_table(results, p),

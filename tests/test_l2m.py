@@ -26,6 +26,7 @@ from jaxrl.protocols.continual import (
     TaskSequence,
     continual_agent,
     load_pretrained,
+    pretrain_variants,
     save_pretrained,
 )
 from tests.rounding import assert_trees_equal
@@ -337,6 +338,20 @@ def test_the_protocol_env_tells_tasks_apart_and_an_unknown_task_info_is_refused(
         dataclasses.replace(CFG, task_info="words").validate()
 
 
+def test_pretraining_takes_the_kinds_in_turn_and_bad_kinds_or_labels_are_refused():
+    tasks = [v.task for v in pretrain_variants(CFG)]
+    assert tasks == ["reach", "pick-place", "touch", "avoid"] * 2  # push is left out by default
+    assert len({v.name for v in pretrain_variants(CFG)}) == 8
+    with pytest.raises(ConfigError, match="kinds must name PathWorld tasks"):
+        dataclasses.replace(CFG, kinds=("reach", "fly")).validate()
+    with pytest.raises(ConfigError, match=r"'push-L101-obj2'\] are not of the protocol's kinds"):
+        dataclasses.replace(CFG, sequence=("reach-L100-obj1", "push-L101-obj2")).validate()
+    with pytest.raises(ConfigError, match=r"pretrain_tasks must be in 1..16 \(the pretrain variants of \['reach', 'touch'\]\)"):
+        dataclasses.replace(CFG, kinds=("reach", "touch"), sequence=("reach-L100-obj1",), pretrain_tasks=17).validate()
+    with pytest.raises(ConfigError, match="labels must be one of taken, expert, got 'noisy'"):
+        dataclasses.replace(CFG, labels="noisy").validate()
+
+
 def test_unknown_method_is_refused():
     with pytest.raises(ConfigError, match="unknown continual method"):
         dataclasses.replace(CFG, methods=("l2m", "adapters")).validate()
@@ -390,16 +405,21 @@ def test_continual_metrics_by_hand():
     companion="tests/test_stage.py::test_a_killed_stage_resumes_to_the_same_result_and_a_finished_one_is_restored",
 )
 def test_a_tiny_protocol_run_scores_every_method_on_the_same_episodes_and_resumes(tmp_path):
-    from envs.pathworld import suites
+    from envs.pathworld.expert import expert_action
     from jaxrl.protocols import continual
 
-    sequence = tuple(v.name for v in suites.suite("continual")[:2])
+    sequence = ContinualConfig().sequence[:2]
     cfg = ContinualConfig(sequence=sequence, pretrain_tasks=2, transitions_per_task=300, embedding_dim=16, num_layers=1,
                           num_heads=2, batch_size=16, pretrain_steps=40, steps_per_task=20, pool_size=4, rank=2,
                           eval_episodes=2, eval_pretrain_tasks=2, seeds=2, fisher_samples=16).validate()  # fmt: skip
     env = continual.make_env(cfg)
     agent = continual.make_agent(cfg, env)
     data = continual.build_data(cfg, agent, env, jax.random.PRNGKey(0))
+    # DART labels: every row's action is the noiseless expert's in that row's state (the rollouts were noisy)
+    task_of_row = np.arange(len(data.trajectory.actions)) // data.rows
+    physics = jax.tree.map(lambda x: x[task_of_row], data.params.physics)
+    clean = jax.vmap(expert_action, (0, 0, None))(physics, data.trajectory.observations, jax.random.PRNGKey(0))
+    np.testing.assert_allclose(data.trajectory.actions, clean, atol=1e-6)
     quiet = lambda *_: None  # noqa: E731
     backbone = continual.pretrain(cfg, agent, data, jax.random.PRNGKey(1), tmp_path / "pretrain", log=quiet)
     run = lambda name, where, **kw: continual.run_method(  # noqa: E731
