@@ -126,7 +126,7 @@ class ContinualConfig:
         unknown = sorted(set(self.methods) - set(METHODS))
         if unknown:
             raise ConfigError(f"unknown continual method(s) {unknown}; methods: {', '.join(METHODS)}")
-        sequence_variants(self.sequence)
+        variants = sequence_variants(self.sequence)
         if self.labels not in LABELS:
             raise ConfigError(f"labels must be one of {', '.join(LABELS)}, got {self.labels!r}")
         if self.task_info not in TASK_INFO:
@@ -134,7 +134,7 @@ class ContinualConfig:
         unknown_kinds = sorted(set(self.kinds) - set(TASKS))
         if unknown_kinds or not self.kinds:
             raise ConfigError(f"kinds must name PathWorld tasks ({', '.join(TASKS)}), got {list(self.kinds)}")
-        outside = [v.name for v in sequence_variants(self.sequence) if v.task not in self.kinds]
+        outside = [v.name for v in variants if v.task not in self.kinds]
         if outside:
             raise ConfigError(f"sequence task(s) {outside} are not of the protocol's kinds {list(self.kinds)}")
         available = sum(v.task in self.kinds for v in suites.suite("pretrain"))
